@@ -1,0 +1,3 @@
+from lepsim.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""From a validated spec to the parts of a simulation: nodes, jobs, policy, cost model.
+
+Used by the loader (to report problems) and by :func:`lepsim.simulate` (to run).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from lepsim.errors import Problem
+from lepsim.hardware import default_catalog
+from lepsim.policies import registry
+from lepsim.scenario.resolve import build_jobs, resolve_cluster
+
+
+@dataclass
+class Parts:
+    nodes: list
+    jobs: list
+    policy: object
+    cost_model: object
+
+
+def make_cost_model(scenario, catalog, base_dir):
+    """The cost model a scenario uses: profile-based when available, else the reference model."""
+    try:
+        from lepsim.costs import build_cost_model  # the profile store (issue 3)
+    except ImportError:
+        build_cost_model = None
+    if build_cost_model is None:
+        from lepsim.costs import CostModel
+
+        return CostModel()
+    paths = [str(p if Path(p).is_absolute() else base_dir / p) for p in scenario.costs.profiles]
+    return build_cost_model(catalog, profile_paths=tuple(paths))
+
+
+def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, policy=None):
+    """(Parts or None, list of problems).  ``src`` (the loader's source) gives line numbers."""
+    from lepsim.scenario.loader import _Source, pydantic_problems, scenario_base
+
+    catalog = catalog or default_catalog()
+    base_dir, display = scenario_base(scenario)
+    if src is None:
+        src = _Source(display, scenario.model_dump(mode="python"), {})
+    problems: list[Problem] = []
+
+    def add(path, msg):
+        problems.append(src.problem(path, msg))
+
+    nodes, cluster_problems = resolve_cluster(scenario.cluster, catalog)
+    for path, msg in cluster_problems:
+        add(path, msg)
+
+    # policy and its parameters
+    pol = policy
+    if pol is None:
+        try:
+            cls = registry.get(scenario.scheduler.policy)
+        except KeyError:
+            names = ", ".join(registry.available())
+            add("scheduler.policy", f"found {scenario.scheduler.policy!r}, expected a policy: {names}")
+            cls = None
+        if cls is not None:
+            try:
+                pol = cls(cls.Config.model_validate(scenario.scheduler.params))
+            except ValidationError as e:
+                problems.extend(pydantic_problems(src, e, prefix=("scheduler", "params"), model=cls.Config,
+                                                  data=scenario.scheduler.params))
+
+    # cost model (profiles named by the scenario must load)
+    try:
+        cost = make_cost_model(scenario, catalog, base_dir)
+    except (OSError, ValueError) as e:
+        add("costs.profiles", f"cannot load profiles: {e}")
+        from lepsim.costs import CostModel
+
+        cost = CostModel()
+
+    jobs: list = []
+    if not cluster_problems:
+        jobs, job_problems = build_jobs(scenario, catalog, nodes, base_dir, seed=seed)
+        for p in job_problems:
+            if isinstance(p, Problem):
+                problems.append(p)
+            else:
+                add(*p)
+        gpu_types = sorted({n.gpu_type for n in nodes if n.gpu_type is not None})
+        reported: set = set()
+        for j in jobs:
+            if j.iterations is None:
+                continue
+            types = [j.gpu_type] if j.gpu_type else gpu_types
+            for msg in cost.problems(j, types):
+                where = j.source
+                if (where, msg) in reported:
+                    continue
+                reported.add((where, msg))
+                if ":" in where and not where.startswith("workload."):
+                    f, line = where.rsplit(":", 1)
+                    problems.append(Problem(f, int(line), "model", msg))
+                else:
+                    add(where + ".model", msg)
+        if not jobs and not problems:
+            add("workload", "found no jobs (every source was empty within the horizon), expected at least one job")
+    if problems:
+        return None, problems
+    return Parts(nodes, jobs, pol, cost), []

@@ -1,0 +1,295 @@
+"""The command line: ``lepsim run|validate|schema|policies|baseline|...``.
+
+This is the only module that prints.  User errors (bad scenario, missing file, bad flag)
+are one line each on stderr with exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's default prints usage too)
+        sys.stderr.write(f"lepsim: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _err(msg: str) -> int:
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+    return EXIT_USAGE
+
+
+def _report_scenario_error(e) -> int:
+    for p in e.problems:
+        sys.stderr.write(f"{p}\n")
+    n = len(e.problems)
+    sys.stderr.write(f"lepsim: {n} problem{'s' if n != 1 else ''} found; nothing was run or written\n")
+    return EXIT_USAGE
+
+
+def _parse_params(items: list[str]) -> dict:
+    out: dict = {}
+    import yaml
+
+    for it in items or []:
+        if "=" not in it:
+            raise ValueError(f"--param {it!r}: expected KEY=VALUE")
+        k, v = it.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+# ----------------------------------------------------------------------------- formatting
+def fmt_value(key: str, v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if key.endswith("_s"):
+        from lepsim.units import format_duration
+
+        return format_duration(float(v))
+    if key.startswith("utilization"):
+        return f"{100 * float(v):.1f}%"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+SUMMARY_ROWS = (
+    ("jobs_completed", "completed jobs"),
+    ("jobs_unfinished", "unfinished jobs"),
+    ("jct_mean_s", "mean JCT"),
+    ("jct_p50_s", "p50 JCT"),
+    ("jct_p95_s", "p95 JCT"),
+    ("jct_p99_s", "p99 JCT"),
+    ("queueing_delay_mean_s", "mean queueing delay"),
+    ("queueing_delay_p95_s", "p95 queueing delay"),
+    ("slowdown_mean", "mean slowdown"),
+    ("utilization", "GPU allocation utilization"),
+    ("queue_length_mean", "mean queue length"),
+    ("preemptions_total", "preemptions"),
+    ("makespan_s", "makespan"),
+)
+
+
+def summary_table(summaries: list[dict], title: str = "") -> Table:
+    t = Table(title=title or None, show_header=True, header_style="bold")
+    t.add_column("metric")
+    for s in summaries:
+        t.add_column(str(s.get("policy", "")), justify="right")
+    keys = list(SUMMARY_ROWS)
+    extra = sorted({k for s in summaries for k in s if k.startswith("utilization[")})
+    keys += [(k, f"  utilization {k[len('utilization['):-1]}") for k in extra]
+    for key, label in keys:
+        t.add_row(label, *(fmt_value(key, s.get(key)) for s in summaries))
+    return t
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_run(args) -> int:
+    import lepsim
+    from lepsim.errors import PolicyError, ScenarioError
+
+    try:
+        params = _parse_params(args.param)
+    except ValueError as e:
+        return _err(f"lepsim: {e}")
+    console = Console(stderr=False)
+    try:
+        scenario = lepsim.load_scenario(args.scenario)
+        if args.policy or params or args.seed is not None:
+            scenario = scenario.with_overrides(
+                policy=args.policy, params=params if (params or args.policy) else None, seed=args.seed
+            )
+            # re-check with the new policy/params before running
+            from lepsim.scenario.loader import check_scenario
+
+            problems = check_scenario(scenario)
+            if problems:
+                raise ScenarioError(problems)
+    except ScenarioError as e:
+        return _report_scenario_error(e)
+
+    name = scenario.name or Path(args.scenario).stem
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-{scenario.simulation.seed}"
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        if show:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            horizon = scenario.simulation.horizon
+            with Progress(
+                TextColumn("[bold]simulating[/] {task.description}"), BarColumn(),
+                TextColumn("{task.fields[simtime]}"), TimeElapsedColumn(), console=Console(stderr=True),
+                transient=True,
+            ) as prog:
+                from lepsim.units import format_duration
+
+                total = horizon if horizon else None
+                task = prog.add_task(name, total=total, simtime="t=0s")
+
+                def progress(t: float) -> None:
+                    prog.update(task, completed=t if total else None, simtime=f"t={format_duration(t)}")
+
+                result = lepsim.simulate(scenario, progress=progress)
+        else:
+            result = lepsim.simulate(scenario)
+    except ScenarioError as e:
+        return _report_scenario_error(e)
+    except PolicyError as e:
+        return _err(f"lepsim: policy error: {e}")
+    result.save(out)
+    st = result.stats
+    console.print(summary_table([result.summary], title=f"{name} · {result.policy} · seed {result.seed}"))
+    console.print(
+        f"simulated {len(result.jobs)} jobs to t={fmt_value('x_s', result.end_time)} in "
+        f"{st['wall_simulate_s']:.2f}s wall · run folder: {out}"
+    )
+    return 0
+
+
+def cmd_validate(args) -> int:
+    import lepsim
+    from lepsim.errors import ScenarioError
+
+    rc = 0
+    for f in args.scenarios:
+        try:
+            sc = lepsim.load_scenario(f)
+        except ScenarioError as e:
+            rc = _report_scenario_error(e)
+            continue
+        print(f"{f}: ok ({sc.scheduler.policy}, {len(sc.cluster.pools)} node pool(s))")
+    return rc
+
+
+def cmd_schema(args) -> int:
+    from lepsim.scenario.spec import Scenario
+
+    text = json.dumps(Scenario.model_json_schema(), indent=2) + "\n"
+    if args.out:
+        from lepsim.report.run_folder import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_policies(args) -> int:
+    from lepsim.policies import registry
+
+    console = Console()
+    pols = registry.available()
+    if args.name:
+        try:
+            cls = registry.get(args.name)
+        except KeyError as e:
+            return _err(f"lepsim: {e.args[0]}")
+        console.print(f"[bold]{cls.name}[/] ({cls.family}) — {cls.reference}")
+        console.print(cls.__doc__ or "")
+        console.print_json(json.dumps(cls.Config.model_json_schema()))
+        return 0
+    t = Table(show_header=True, header_style="bold")
+    for c in ("family", "name", "parameters (default)", "follows"):
+        t.add_column(c)
+    for name, cls in pols.items():
+        ps = ", ".join(f"{k}={f.default!r}" for k, f in cls.Config.model_fields.items())
+        t.add_row(cls.family, name, ps, cls.reference)
+    console.print(t)
+    return 0
+
+
+def cmd_baseline(args) -> int:
+    from lepsim.errors import ScenarioError
+    from lepsim.testing import BaselineMismatch, check_baseline, update_baseline
+
+    try:
+        if args.action == "update":
+            for pol in args.policies.split(","):
+                p = update_baseline(args.scenario, pol, directory=args.dir, seed=args.seed)
+                print(f"wrote {p}")
+            return 0
+        failed = 0
+        for pol in args.policies.split(","):
+            try:
+                check_baseline(args.scenario, pol, directory=args.dir, seed=args.seed)
+                print(f"{args.scenario} {pol}: matches baseline")
+            except BaselineMismatch as e:
+                failed += 1
+                sys.stderr.write(f"{e}\n")
+        return 1 if failed else 0
+    except ScenarioError as e:
+        return _report_scenario_error(e)
+    except FileNotFoundError as e:
+        return _err(f"lepsim: {e}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lepsim import __version__
+
+    p = _Parser(prog="lepsim", description="Discrete-event simulator of a GPU cloud for deep-learning work.")
+    p.add_argument("--version", action="version", version=f"lepsim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="simulate a scenario, print the summary, write a run folder")
+    r.add_argument("scenario")
+    r.add_argument("--policy", help="override the scenario's scheduler policy")
+    r.add_argument("--param", action="append", metavar="KEY=VALUE", help="policy parameter (repeatable)")
+    r.add_argument("--seed", type=int, help="override the scenario's seed")
+    r.add_argument("--out", help="run folder (default runs/<scenario>-<seed>/)")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check scenario files; report every problem")
+    v.add_argument("scenarios", nargs="+")
+    v.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    s.add_argument("--out", help="write to this file instead of stdout")
+    s.set_defaults(func=cmd_schema)
+
+    pol = sub.add_parser("policies", help="list scheduling policies and their parameters")
+    pol.add_argument("name", nargs="?", help="show one policy in full")
+    pol.set_defaults(func=cmd_policies)
+
+    b = sub.add_parser("baseline", help="check or update regression baselines of scheduler metrics")
+    b.add_argument("action", choices=("check", "update"))
+    b.add_argument("scenario")
+    b.add_argument("--policies", required=True, help="comma-separated policy names")
+    b.add_argument("--dir", default="tests/regression/baselines", help="baseline folder")
+    b.add_argument("--seed", type=int, default=None)
+    b.set_defaults(func=cmd_baseline)
+
+    for mod in ("lepsim.costs.cli", "lepsim.costs.profile_cli"):
+        try:
+            m = __import__(mod, fromlist=["register"])
+        except ImportError:
+            continue
+        m.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return _err("lepsim: interrupted")
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

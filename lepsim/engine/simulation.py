@@ -1,0 +1,502 @@
+"""The simulation engine: simpy clock and events, runtime cluster state, job lifecycle.
+
+Event order at one timestamp (documented tie-breaks; simpy orders by time, then the
+priority below, then scheduling order):
+
+0. phase ends: a checkpoint finishes (GPUs released) or a restore finishes (job runs)
+1. job completions
+2. job arrivals (in job-id order)
+3. policy wake-ups and scheduling rounds
+4. the scheduling pass: the policy is invoked once for everything that happened at this
+   timestamp (arrivals and completions are coalesced), and its actions are applied in the
+   order returned.
+
+Training progress is fluid: a running job makes ``rate`` work units per second (reference
+seconds or iterations, from the cost model) and its completion is one event, rescheduled
+only when its rate changes (preemption).  Stale events are recognised by a per-job version.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import simpy
+
+from lepsim.costs.base import CostModel
+from lepsim.engine.view import CHECKPOINTING, DONE, PENDING, RESTORING, RUNNING, ClusterView, JobView, NodeView
+from lepsim.errors import PolicyError
+from lepsim.policies.actions import Preempt, Start, Wakeup
+from lepsim.scenario.resolve import NodeInfo
+from lepsim.workload.jobs import JobRequest
+
+P_PHASE, P_COMPLETE, P_ARRIVAL, P_WAKEUP, P_PASS = 0, 1, 2, 3, 4
+_EPS = 1e-9
+
+
+class _Node:
+    __slots__ = ("info", "gpu_ids", "free", "free_cpus", "free_mem")
+
+    def __init__(self, info: NodeInfo, first_gpu: int):
+        self.info = info
+        self.gpu_ids = tuple(range(first_gpu, first_gpu + info.gpus))
+        self.free = list(self.gpu_ids)
+        self.free_cpus = float(info.cpus)
+        self.free_mem = float(info.memory_bytes)
+
+
+class _Job:
+    __slots__ = (
+        "req", "state", "gpus", "node_shares", "alloc_type", "work_total", "work_done", "rate", "run_since",
+        "executed", "version", "first_start", "last_start", "last_stop", "end", "preemptions", "wait_since",
+        "wait_total", "isolated_runtime", "view", "phase_since", "gpu_seconds",
+    )
+
+    def __init__(self, req: JobRequest):
+        self.req = req
+        self.state = "future"
+        self.gpus: tuple[int, ...] = ()
+        self.node_shares: tuple[tuple[int, int], ...] = ()  # (node, GPUs used there)
+        self.alloc_type: str | None = None
+        self.work_total = 0.0
+        self.work_done = 0.0
+        self.rate = 0.0
+        self.run_since = 0.0
+        self.executed = 0.0
+        self.version = 0
+        self.first_start: float | None = None
+        self.last_start: float | None = None
+        self.last_stop: float | None = None
+        self.end: float | None = None
+        self.preemptions = 0
+        self.wait_since = 0.0
+        self.wait_total = 0.0
+        self.isolated_runtime = math.nan
+        self.phase_since = 0.0
+        self.gpu_seconds = 0.0
+
+
+@dataclass(frozen=True)
+class RawRecords:
+    """What the engine hands to metrics: plain lists, one source of truth."""
+
+    jobs: list            # the _Job objects, final state
+    intervals: list       # (job_id, phase, start, end, gpus, gpu_type, nodes "i,j", gpu_ids "a b c")
+    timeline: list        # (time, allocated_gpus, running_jobs, pending_jobs, *allocated per type)
+    events: list          # (time, kind, job_id, detail)
+    end_time: float
+    gpu_types: tuple
+    capacity: dict
+    node_count: int
+    stats: dict
+
+
+class Simulation:
+    """One simulation: a scenario, a policy, a cost model, the jobs, one seed."""
+
+    def __init__(
+        self,
+        scenario,
+        nodes: list[NodeInfo],
+        jobs: list[JobRequest],
+        policy,
+        cost_model: CostModel | None = None,
+        progress: Callable[[float], None] | None = None,
+    ):
+        self.scenario = scenario
+        self.policy = policy
+        self.cost = cost_model or CostModel()
+        self.env = simpy.Environment()
+        self._progress = progress
+        sim = scenario.simulation
+        self.horizon = sim.horizon if sim.horizon is not None else math.inf
+        pre = scenario.scheduler.preemption
+        self._checkpoint, self._restore = pre.checkpoint, pre.restore
+        self._round = scenario.scheduler.round
+
+        # --- runtime cluster
+        self._nodes: list[_Node] = []
+        self._gpu_node: list[int] = []
+        for info in nodes:
+            n = _Node(info, len(self._gpu_node))
+            self._nodes.append(n)
+            self._gpu_node.extend([info.index] * info.gpus)
+        self._owner = [-1] * len(self._gpu_node)
+        self._node_type = [n.info.gpu_type for n in self._nodes]
+        self._gpn = [n.info.gpus for n in self._nodes]
+        self._nodes_by_type: dict[str | None, list[int]] = {}
+        for n in self._nodes:
+            self._nodes_by_type.setdefault(n.info.gpu_type, []).append(n.info.index)
+        self._capacity = {t: sum(self._gpn[i] for i in idx) for t, idx in self._nodes_by_type.items() if t is not None}
+        self._capacity_total = sum(self._capacity.values())
+        self._free_by_type = dict(self._capacity)
+        self._free_total = self._capacity_total
+        self._type_order = tuple(self._capacity)
+        self._alloc_by_type = dict.fromkeys(self._type_order, 0)
+        self._node_views = tuple(NodeView(n) for n in self._nodes)
+
+        # --- jobs
+        self._jobs = [_Job(r) for r in jobs]
+        best_type = {}
+        for j in self._jobs:
+            j.view = JobView(j, self)
+            j.work_total = self.cost.work(j.req)
+            j.isolated_runtime = self._isolated_runtime(j.req, best_type)
+        self._pending: list[int] = []        # sorted job ids
+        self._active: set[int] = set()       # restoring or running
+        self._next_arrival = 0
+        self._done = 0
+        self._pass_pending = False
+        self._view = ClusterView(self)
+
+        # --- records
+        self._intervals: list[tuple] = []
+        self._timeline: list[tuple] = []
+        self._events: list[tuple] = []
+        self._allocated = 0
+        self._passes = 0
+        self._actions = 0
+
+    # ------------------------------------------------------------------ scheduling helpers
+    def _at(self, delay: float, priority: int, fn, *args) -> None:
+        ev = simpy.Event(self.env)
+        ev._ok = True
+        ev._value = None
+        ev.callbacks.append(lambda _e: fn(*args))
+        self.env.schedule(ev, priority, delay)
+
+    def _request_pass(self) -> None:
+        if not self._pass_pending:
+            self._pass_pending = True
+            self._at(0.0, P_PASS, self._pass)
+
+    def _isolated_runtime(self, req: JobRequest, cache: dict) -> float:
+        """Runtime alone on the fastest allowed GPU type, packed in as few nodes as possible."""
+        work = self.cost.work(req)
+        if req.iterations is None:
+            return work
+        best = math.inf
+        types = [req.gpu_type] if req.gpu_type else list(self._type_order)
+        for t in types:
+            gpn = max(self._gpn[i] for i in self._nodes_by_type.get(t, [])) if t in self._nodes_by_type else 0
+            if gpn == 0 or req.gpus > self._capacity.get(t, 0):
+                continue
+            placement = _packed(req.gpus, gpn)
+            try:
+                best = min(best, work / self.cost.rate(req, t, placement))
+            except LookupError:
+                continue
+        return best
+
+    # ------------------------------------------------------------------ lifecycle
+    def _schedule_next_arrival(self) -> None:
+        k = self._next_arrival
+        if k < len(self._jobs):
+            t = self._jobs[k].req.submit_time
+            if t <= self.horizon:
+                self._at(max(t - self.env.now, 0.0), P_ARRIVAL, self._arrive, k)
+
+    def _arrive(self, k: int) -> None:
+        now = self.env.now
+        # all jobs with this same submit time arrive in this one event (id order)
+        jobs = self._jobs
+        while k < len(jobs) and jobs[k].req.submit_time <= now:
+            j = jobs[k]
+            j.state = PENDING
+            j.wait_since = now
+            self._pending.append(k)  # ids arrive in increasing order
+            self._events.append((now, "arrive", k, ""))
+            k += 1
+        self._next_arrival = k
+        self._schedule_next_arrival()
+        self._mark_timeline()
+        self._request_pass()
+
+    def _apply_start(self, a: Start) -> None:
+        now = self.env.now
+        if not (0 <= a.job_id < len(self._jobs)):
+            raise PolicyError(f"{self.policy.name}: Start of unknown job id {a.job_id}")
+        j = self._jobs[a.job_id]
+        if j.state != PENDING:
+            raise PolicyError(f"{self.policy.name}: Start of job {a.job_id} ({j.req.name}) in state {j.state}, expected pending")
+        req = j.req
+        gpus = tuple(a.gpus)
+        if req.gpus == 0:
+            if gpus or a.node is None or not (0 <= a.node < len(self._nodes)):
+                raise PolicyError(f"{self.policy.name}: job {a.job_id} asks no GPUs; Start must name a node and no GPUs")
+            shares = ((a.node, 0),)
+            node = self._nodes[a.node]
+            if node.free_cpus + _EPS < req.cpus or node.free_mem + 1e-6 < req.memory_bytes:
+                raise PolicyError(f"{self.policy.name}: job {a.job_id} does not fit on node {node.info.name}")
+            node.free_cpus -= req.cpus
+            node.free_mem -= req.memory_bytes
+            gtype = None
+        else:
+            if len(gpus) != req.gpus or len(set(gpus)) != len(gpus):
+                raise PolicyError(
+                    f"{self.policy.name}: job {a.job_id} asks {req.gpus} GPUs (gang), Start gave {len(set(gpus))} distinct"
+                )
+            per_node: dict[int, int] = {}
+            gtype = None
+            for g in gpus:
+                if not (0 <= g < len(self._owner)):
+                    raise PolicyError(f"{self.policy.name}: job {a.job_id}: no GPU with id {g}")
+                if self._owner[g] != -1:
+                    raise PolicyError(
+                        f"{self.policy.name}: job {a.job_id}: GPU {g} is held by job {self._owner[g]} (over-allocation refused)"
+                    )
+                ni = self._gpu_node[g]
+                per_node[ni] = per_node.get(ni, 0) + 1
+                t = self._node_type[ni]
+                if gtype is None:
+                    gtype = t
+                elif t != gtype:
+                    raise PolicyError(f"{self.policy.name}: job {a.job_id}: GPUs of mixed types {gtype} and {t}")
+            if req.gpu_type is not None and gtype != req.gpu_type:
+                raise PolicyError(f"{self.policy.name}: job {a.job_id} requires {req.gpu_type} GPUs, got {gtype}")
+            cpg, mpg = req.cpus / req.gpus, req.memory_bytes / req.gpus
+            for ni, k in per_node.items():
+                node = self._nodes[ni]
+                if node.free_cpus + _EPS < cpg * k or node.free_mem + 1e-6 < mpg * k:
+                    raise PolicyError(
+                        f"{self.policy.name}: job {a.job_id}: node {node.info.name} lacks CPU or memory for {k} GPUs' share"
+                    )
+            for ni, k in per_node.items():
+                node = self._nodes[ni]
+                node.free_cpus -= cpg * k
+                node.free_mem -= mpg * k
+                taken = set(g for g in gpus if self._gpu_node[g] == ni)
+                node.free = [g for g in node.free if g not in taken]
+            for g in gpus:
+                self._owner[g] = a.job_id
+            shares = tuple(sorted(per_node.items()))
+            self._free_by_type[gtype] -= len(gpus)
+            self._free_total -= len(gpus)
+            self._alloc_by_type[gtype] += len(gpus)
+            self._allocated += len(gpus)
+        j.gpus = tuple(sorted(gpus))
+        j.node_shares = shares
+        j.alloc_type = gtype
+        self._remove_pending(a.job_id)
+        self._active.add(a.job_id)
+        j.wait_total += now - j.wait_since
+        if j.first_start is None:
+            j.first_start = now
+        j.last_start = now
+        j.phase_since = now
+        self._events.append((now, "start", a.job_id, _nodes_str(j)))
+        if j.preemptions > 0 and self._restore > 0:
+            j.state = RESTORING
+            j.version += 1
+            self._at(self._restore, P_PHASE, self._restored, a.job_id, j.version)
+        else:
+            self._begin_run(j)
+        self._mark_timeline()
+
+    def _restored(self, jid: int, version: int) -> None:
+        j = self._jobs[jid]
+        if j.version != version or j.state != RESTORING:
+            return
+        self._close_phase(j, "restore")
+        self._begin_run(j)
+
+    def _begin_run(self, j: _Job) -> None:
+        now = self.env.now
+        j.state = RUNNING
+        j.run_since = now
+        j.phase_since = now
+        placement = tuple(sorted((k for _, k in j.node_shares), reverse=True))
+        j.rate = self.cost.rate(j.req, j.alloc_type, placement)
+        j.version += 1
+        remaining = max(j.work_total - j.work_done, 0.0)
+        self._at(remaining / j.rate, P_COMPLETE, self._complete, j.req.job_id, j.version)
+
+    def _complete(self, jid: int, version: int) -> None:
+        j = self._jobs[jid]
+        if j.version != version or j.state != RUNNING:
+            return
+        now = self.env.now
+        j.executed += now - j.run_since
+        j.work_done = j.work_total
+        self._close_phase(j, "run")
+        self._release(j)
+        self._active.discard(jid)
+        j.state = DONE
+        j.end = now
+        self._done += 1
+        self._events.append((now, "complete", jid, ""))
+        self._mark_timeline()
+        self._request_pass()
+
+    def _apply_preempt(self, a: Preempt) -> None:
+        now = self.env.now
+        if not (0 <= a.job_id < len(self._jobs)):
+            raise PolicyError(f"{self.policy.name}: Preempt of unknown job id {a.job_id}")
+        j = self._jobs[a.job_id]
+        if j.state == RUNNING:
+            dt = now - j.run_since
+            j.executed += dt
+            j.work_done = min(j.work_total, j.work_done + j.rate * dt)
+            self._close_phase(j, "run")
+        elif j.state == RESTORING:
+            self._close_phase(j, "restore")
+        else:
+            raise PolicyError(f"{self.policy.name}: Preempt of job {a.job_id} in state {j.state}, expected running")
+        j.version += 1
+        j.preemptions += 1
+        j.last_stop = now
+        self._active.discard(a.job_id)
+        self._events.append((now, "preempt", a.job_id, ""))
+        if self._checkpoint > 0:
+            j.state = CHECKPOINTING
+            j.phase_since = now
+            self._at(self._checkpoint, P_PHASE, self._checkpointed, a.job_id, j.version)
+        else:
+            self._requeue(j)
+
+    def _checkpointed(self, jid: int, version: int) -> None:
+        j = self._jobs[jid]
+        if j.version != version or j.state != CHECKPOINTING:
+            return
+        self._close_phase(j, "checkpoint")
+        self._requeue(j)
+        self._request_pass()
+
+    def _requeue(self, j: _Job) -> None:
+        self._release(j)
+        j.state = PENDING
+        j.wait_since = self.env.now
+        bisect.insort(self._pending, j.req.job_id)
+        self._mark_timeline()
+
+    def _release(self, j: _Job) -> None:
+        req = j.req
+        if req.gpus == 0:
+            node = self._nodes[j.node_shares[0][0]]
+            node.free_cpus += req.cpus
+            node.free_mem += req.memory_bytes
+        else:
+            cpg, mpg = req.cpus / req.gpus, req.memory_bytes / req.gpus
+            for ni, k in j.node_shares:
+                node = self._nodes[ni]
+                node.free_cpus += cpg * k
+                node.free_mem += mpg * k
+                node.free = sorted(node.free + [g for g in j.gpus if self._gpu_node[g] == ni])
+            for g in j.gpus:
+                self._owner[g] = -1
+            n = len(j.gpus)
+            self._free_by_type[j.alloc_type] += n
+            self._free_total += n
+            self._alloc_by_type[j.alloc_type] -= n
+            self._allocated -= n
+        j.gpus = ()
+        j.node_shares = ()
+
+    def _remove_pending(self, jid: int) -> None:
+        i = bisect.bisect_left(self._pending, jid)
+        if i < len(self._pending) and self._pending[i] == jid:
+            del self._pending[i]
+
+    # ------------------------------------------------------------------ records
+    def _close_phase(self, j: _Job, phase: str, end: float | None = None) -> None:
+        t1 = self.env.now if end is None else end
+        if t1 > j.phase_since:
+            n = len(j.gpus)
+            j.gpu_seconds += n * (t1 - j.phase_since)
+            self._intervals.append(
+                (j.req.job_id, phase, j.phase_since, t1, n, j.alloc_type, _nodes_str(j), " ".join(map(str, j.gpus)))
+            )
+
+    def _mark_timeline(self) -> None:
+        row = (self.env.now, self._allocated, len(self._active), len(self._pending),
+               *(self._alloc_by_type[t] for t in self._type_order))
+        tl = self._timeline
+        if tl and tl[-1][0] == row[0]:
+            tl[-1] = row
+        else:
+            tl.append(row)
+
+    # ------------------------------------------------------------------ policy
+    def _pass(self) -> None:
+        self._pass_pending = False
+        self._passes += 1
+        actions = self.policy.decide(self._view)
+        if not actions:
+            return
+        for a in actions:
+            self._actions += 1
+            if isinstance(a, Start):
+                self._apply_start(a)
+            elif isinstance(a, Preempt):
+                self._apply_preempt(a)
+            elif isinstance(a, Wakeup):
+                if not math.isfinite(a.at) or a.at < self.env.now:
+                    raise PolicyError(f"{self.policy.name}: Wakeup at {a.at} is in the past (now {self.env.now})")
+                self._at(a.at - self.env.now, P_WAKEUP, self._request_pass)
+            else:
+                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt or Wakeup")
+
+    def _tick(self) -> None:
+        if self._done < len(self._jobs):
+            self._request_pass()
+            self._at(self._round, P_WAKEUP, self._tick)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> RawRecords:
+        self._mark_timeline()
+        self._schedule_next_arrival()
+        if self._round:
+            self._at(self._round, P_WAKEUP, self._tick)
+        env = self.env
+        n = len(self._jobs)
+        step = env.step
+        peek = env.peek
+        progress = self._progress
+        next_report = 0.0
+        report_every = (self.horizon / 200.0) if math.isfinite(self.horizon) else max(
+            (self._jobs[-1].req.submit_time / 200.0) if n else 1.0, 1.0)
+        while self._done < n:
+            t = peek()
+            if t > self.horizon or t == math.inf:
+                break
+            step()
+            if progress is not None and env.now >= next_report:
+                progress(env.now)
+                next_report = env.now + report_every
+        end = min(self.horizon, env.now) if math.isfinite(self.horizon) else env.now
+        if math.isfinite(self.horizon) and self._done < n:
+            end = self.horizon
+        # close what is still open at the end
+        for j in self._jobs:
+            if j.state == RUNNING:
+                dt = end - j.run_since
+                j.executed += dt
+                j.work_done = min(j.work_total, j.work_done + j.rate * dt)
+                self._close_phase(j, "run", end)
+            elif j.state in (RESTORING, CHECKPOINTING):
+                self._close_phase(j, "restore" if j.state == RESTORING else "checkpoint", end)
+            if j.state == PENDING:
+                j.wait_total += end - j.wait_since
+        if progress is not None:
+            progress(end)
+        return RawRecords(
+            jobs=self._jobs,
+            intervals=self._intervals,
+            timeline=self._timeline,
+            events=self._events,
+            end_time=end,
+            gpu_types=self._type_order,
+            capacity=dict(self._capacity),
+            node_count=len(self._nodes),
+            stats={"policy_invocations": self._passes, "actions": self._actions},
+        )
+
+
+def _packed(gpus: int, gpn: int) -> tuple[int, ...]:
+    full, rest = divmod(gpus, gpn)
+    return tuple([gpn] * full + ([rest] if rest else []))
+
+
+def _nodes_str(j: _Job) -> str:
+    return ",".join(f"{ni}:{k}" for ni, k in j.node_shares)

@@ -1,0 +1,160 @@
+"""Read-only views of the engine's state that policies receive.
+
+Views read through to live state (no copies per decision), expose no setters, and return
+tuples; :meth:`ClusterView.free_map` gives a policy a private scratch copy to plan on.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from lepsim.policies.placement import FreeMap
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lepsim.engine.simulation import Simulation, _Job
+
+PENDING, RESTORING, RUNNING, CHECKPOINTING, DONE = "pending", "restoring", "running", "checkpointing", "done"
+
+
+class JobView:
+    """What a policy may know about a job.  Times in seconds, service in GPU-seconds."""
+
+    __slots__ = ("_j", "_sim")
+
+    def __init__(self, job: "_Job", sim: "Simulation"):
+        self._j = job
+        self._sim = sim
+
+    # --- the request
+    job_id = property(lambda self: self._j.req.job_id)
+    name = property(lambda self: self._j.req.name)
+    tenant = property(lambda self: self._j.req.tenant)
+    model = property(lambda self: self._j.req.model)
+    gpus = property(lambda self: self._j.req.gpus)
+    cpus = property(lambda self: self._j.req.cpus)
+    memory_bytes = property(lambda self: self._j.req.memory_bytes)
+    gpu_type = property(lambda self: self._j.req.gpu_type, doc="required GPU type (None = any)")
+    submit_time = property(lambda self: self._j.req.submit_time)
+    request = property(lambda self: self._j.req)
+
+    # --- the state
+    state = property(lambda self: self._j.state)
+    allocated_gpus = property(lambda self: self._j.gpus, doc="global GPU ids held now (empty when pending)")
+    allocated_gpu_type = property(lambda self: self._j.alloc_type)
+    preemptions = property(lambda self: self._j.preemptions)
+    last_start_time = property(lambda self: self._j.last_start, doc="when it last got GPUs (None: never)")
+    last_stop_time = property(lambda self: self._j.last_stop, doc="when it was last preempted (None: never)")
+
+    @property
+    def executed_time(self) -> float:
+        """Seconds it has spent making progress (running), up to now."""
+        j = self._j
+        extra = self._sim.env.now - j.run_since if j.state == RUNNING else 0.0
+        return j.executed + extra
+
+    @property
+    def attained_service(self) -> float:
+        """GPU-seconds of progress so far (executed time × GPUs), as Tiresias' LAS counts it."""
+        return self.executed_time * max(self._j.req.gpus, 1)
+
+    @property
+    def isolated_runtime(self) -> float:
+        """Oracle: runtime alone on its best GPU type, packed (used by SJF/SRTF)."""
+        return self._j.isolated_runtime
+
+    @property
+    def remaining_time(self) -> float:
+        """Oracle: remaining runtime at its current rate (isolated rate when not running)."""
+        j = self._j
+        done = j.work_done
+        if j.state == RUNNING:
+            done += j.rate * (self._sim.env.now - j.run_since)
+        rate = j.rate if j.state == RUNNING else j.work_total / j.isolated_runtime
+        return max(j.work_total - done, 0.0) / rate
+
+    def __repr__(self) -> str:
+        return f"JobView(id={self.job_id}, name={self.name!r}, gpus={self.gpus}, state={self.state})"
+
+
+class NodeView:
+    __slots__ = ("_n",)
+
+    def __init__(self, node):
+        self._n = node
+
+    index = property(lambda self: self._n.info.index)
+    name = property(lambda self: self._n.info.name)
+    pool = property(lambda self: self._n.info.pool)
+    gpu_type = property(lambda self: self._n.info.gpu_type)
+    gpu_ids = property(lambda self: self._n.gpu_ids)
+    labels = property(lambda self: dict(self._n.info.labels))
+    free_gpus = property(lambda self: tuple(self._n.free))
+    free_cpus = property(lambda self: self._n.free_cpus)
+    free_memory = property(lambda self: self._n.free_mem)
+    info = property(lambda self: self._n.info)
+
+
+class ClusterView:
+    """The state a policy decides on, at ``now``."""
+
+    __slots__ = ("_sim",)
+
+    def __init__(self, sim: "Simulation"):
+        self._sim = sim
+
+    @property
+    def now(self) -> float:
+        return self._sim.env.now
+
+    @property
+    def nodes(self) -> tuple[NodeView, ...]:
+        return self._sim._node_views
+
+    @property
+    def gpu_types(self) -> tuple[str, ...]:
+        return tuple(t for t in self._sim._nodes_by_type if t is not None)
+
+    def capacity(self, gpu_type: str | None = None) -> int:
+        """GPUs installed (of one type, or all)."""
+        s = self._sim
+        return s._capacity_total if gpu_type is None else s._capacity.get(gpu_type, 0)
+
+    def free_gpus(self, gpu_type: str | None = None) -> int:
+        s = self._sim
+        return s._free_total if gpu_type is None else s._free_by_type.get(gpu_type, 0)
+
+    def node_of(self, gpu_id: int) -> int:
+        return self._sim._gpu_node[gpu_id]
+
+    def job(self, job_id: int) -> JobView:
+        return self._sim._jobs[job_id].view
+
+    def pending(self) -> Iterator[JobView]:
+        """Queued jobs in submit order (ties by job id), lazily."""
+        jobs = self._sim._jobs
+        for jid in tuple(self._sim._pending):
+            yield jobs[jid].view
+
+    def pending_count(self) -> int:
+        return len(self._sim._pending)
+
+    def running(self) -> tuple[JobView, ...]:
+        """Jobs holding GPUs and not leaving them (restoring or running), by job id."""
+        jobs = self._sim._jobs
+        return tuple(jobs[j].view for j in sorted(self._sim._active))
+
+    def preemption_costs(self) -> tuple[float, float]:
+        """(checkpoint seconds, restore seconds) the engine charges per preemption."""
+        p = self._sim.scenario.scheduler.preemption
+        return p.checkpoint, p.restore
+
+    def free_map(self) -> FreeMap:
+        """A private, mutable copy of the free resources to plan placements on."""
+        s = self._sim
+        return FreeMap(
+            [list(n.free) for n in s._nodes],
+            [n.free_cpus for n in s._nodes],
+            [n.free_mem for n in s._nodes],
+            s._node_type,
+            s._nodes_by_type,
+            s._gpn,
+        )

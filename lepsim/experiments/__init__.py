@@ -1,0 +1,1 @@
+"""lepsim.experiments."""

@@ -1,0 +1,75 @@
+"""Records → DataFrames.  Column names carry their units (``_s`` seconds, ``_gpu_s`` GPU-seconds)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from lepsim.engine.view import DONE
+
+JOB_COLUMNS = (
+    "job_id", "name", "tenant", "model", "source", "gpus", "cpus", "memory_bytes", "requested_gpu_type",
+    "gpu_type", "submit_time_s", "first_start_s", "end_s", "status", "preemptions", "queueing_delay_s",
+    "wait_time_s", "jct_s", "isolated_runtime_s", "slowdown", "executed_s", "allocated_gpu_s",
+    "progress", "measured",
+)
+
+
+def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
+    """One row per job.  status: completed | unfinished (started or queued at the end) |
+    not_submitted (submit time after the horizon).  ``measured``: submitted inside the
+    metrics window (after warm-up, before cool-down)."""
+    lo, hi = window
+    end = raw.end_time
+    rows = []
+    for j in raw.jobs:
+        r = j.req
+        if j.state == DONE:
+            status = "completed"
+        elif r.submit_time > end:
+            status = "not_submitted"
+        else:
+            status = "unfinished"
+        jct = (j.end - r.submit_time) if j.end is not None else math.nan
+        qd = (j.first_start - r.submit_time) if j.first_start is not None else math.nan
+        rows.append((
+            r.job_id, r.name, r.tenant, r.model, r.source, r.gpus, r.cpus, r.memory_bytes, r.gpu_type,
+            j.alloc_type if j.alloc_type is not None else None, r.submit_time,
+            j.first_start if j.first_start is not None else math.nan,
+            j.end if j.end is not None else math.nan, status, j.preemptions, qd,
+            j.wait_total if status != "not_submitted" else math.nan, jct, j.isolated_runtime,
+            jct / j.isolated_runtime if j.end is not None and j.isolated_runtime > 0 else math.nan,
+            j.executed, j.gpu_seconds, (j.work_done / j.work_total) if j.work_total > 0 else 1.0,
+            bool(lo <= r.submit_time <= hi),
+        ))
+    df = pd.DataFrame.from_records(rows, columns=list(JOB_COLUMNS))
+    for c in ("name", "tenant", "model", "source", "requested_gpu_type", "gpu_type", "status"):
+        df[c] = df[c].astype("string")
+    return df
+
+
+def intervals_frame(raw) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(
+        raw.intervals,
+        columns=["job_id", "phase", "start_s", "end_s", "gpus", "gpu_type", "nodes", "gpu_ids"],
+    )
+    for c in ("phase", "gpu_type", "nodes", "gpu_ids"):
+        df[c] = df[c].astype("string")
+    df["gpu_s"] = df["gpus"] * (df["end_s"] - df["start_s"])
+    return df
+
+
+def timeline_frame(raw) -> pd.DataFrame:
+    cols = ["time_s", "allocated_gpus", "running_jobs", "pending_jobs"] + [f"allocated_gpus[{t}]" for t in raw.gpu_types]
+    df = pd.DataFrame.from_records(raw.timeline, columns=cols)
+    cap = sum(raw.capacity.values())
+    df["utilization"] = df["allocated_gpus"] / cap if cap else np.nan
+    return df
+
+
+def events_frame(raw) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(raw.events, columns=["time_s", "event", "job_id", "detail"])
+    df["event"] = df["event"].astype("string")
+    df["detail"] = df["detail"].astype("string")
+    return df

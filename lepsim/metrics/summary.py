@@ -1,0 +1,76 @@
+"""Summary metrics from the records.  Each formula is written once; docs/metrics.md explains them."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def step_integral(times: np.ndarray, values: np.ndarray, lo: float, hi: float) -> float:
+    """∫_lo^hi f(t) dt of the right-continuous step function f(t) = values[i] on [times[i], times[i+1])."""
+    if hi <= lo or len(times) == 0:
+        return 0.0
+    t = np.clip(np.append(times, hi), lo, hi)
+    return float(np.sum(values * np.diff(t)))
+
+
+def _q(x: pd.Series, q: float) -> float:
+    return float(np.quantile(x.to_numpy(dtype=float), q)) if len(x) else math.nan
+
+
+def _mean(x: pd.Series) -> float:
+    return float(x.mean()) if len(x) else math.nan
+
+
+def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFrame, *, capacity: dict,
+              window: tuple[float, float]) -> dict:
+    """The summary dict.  ``window`` = [lo, hi] seconds: the measurement window (warm-up to end
+    or to horizon − cool-down).  JCT, queueing and slowdown use completed jobs submitted
+    inside the window; utilizations integrate allocations over the window."""
+    lo, hi = window
+    cap_total = sum(capacity.values())
+    measured = jobs[jobs["measured"]]
+    done = measured[measured["status"] == "completed"]
+    span = hi - lo
+    out: dict = {
+        "jobs_total": int(len(jobs)),
+        "jobs_completed": int((jobs["status"] == "completed").sum()),
+        "jobs_unfinished": int((jobs["status"] == "unfinished").sum()),
+        "jobs_not_submitted": int((jobs["status"] == "not_submitted").sum()),
+        "jobs_measured": int(len(measured)),
+        "jobs_measured_completed": int(len(done)),
+        "jct_mean_s": _mean(done["jct_s"]),
+        "jct_p50_s": _q(done["jct_s"], 0.50),
+        "jct_p95_s": _q(done["jct_s"], 0.95),
+        "jct_p99_s": _q(done["jct_s"], 0.99),
+        "queueing_delay_mean_s": _mean(done["queueing_delay_s"]),
+        "queueing_delay_p95_s": _q(done["queueing_delay_s"], 0.95),
+        "wait_time_mean_s": _mean(done["wait_time_s"]),
+        "slowdown_mean": _mean(done["slowdown"]),
+        "preemptions_total": int(jobs["preemptions"].sum()),
+        "makespan_s": float(jobs["end_s"].max() - jobs["submit_time_s"].min()) if jobs["end_s"].notna().any() else math.nan,
+        "window_start_s": float(lo),
+        "window_end_s": float(hi),
+    }
+    times = timeline["time_s"].to_numpy()
+    out["utilization"] = (
+        step_integral(times, timeline["allocated_gpus"].to_numpy(dtype=float), lo, hi) / (cap_total * span)
+        if cap_total and span > 0 else math.nan
+    )
+    for t, c in capacity.items():
+        col = f"allocated_gpus[{t}]"
+        out[f"utilization[{t}]"] = (
+            step_integral(times, timeline[col].to_numpy(dtype=float), lo, hi) / (c * span) if c and span > 0 else math.nan
+        )
+    out["queue_length_mean"] = step_integral(times, timeline["pending_jobs"].to_numpy(dtype=float), lo, hi) / span if span > 0 else math.nan
+    out["running_jobs_mean"] = step_integral(times, timeline["running_jobs"].to_numpy(dtype=float), lo, hi) / span if span > 0 else math.nan
+    # per tenant: share of the cluster's GPU-seconds in the window held by the tenant's jobs
+    if len(intervals) and cap_total and span > 0:
+        iv = intervals.merge(jobs[["job_id", "tenant"]], on="job_id")
+        overlap = (np.minimum(iv["end_s"], hi) - np.maximum(iv["start_s"], lo)).clip(lower=0) * iv["gpus"]
+        per = overlap.groupby(iv["tenant"]).sum().sort_index()
+        for tenant, v in per.items():
+            out[f"utilization_tenant[{tenant}]"] = float(v) / (cap_total * span)
+    out["throughput_jobs_per_h"] = float(len(done)) / span * 3600.0 if span > 0 else math.nan
+    return out

@@ -1,0 +1,35 @@
+"""Typed actions a policy returns; the engine validates and applies them in order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start (or resume) a pending job on exactly these GPUs (global GPU ids).
+
+    A job that asks for no GPUs names the ``node`` to run on instead.  The GPUs must be
+    free, as many as the job asks for (gang: all or nothing), of one GPU type, and each
+    node must have the job's CPU and memory share (in proportion to the GPUs used there).
+    """
+
+    job_id: int
+    gpus: tuple[int, ...]
+    node: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop a running (or restoring) job; it checkpoints, releases its GPUs and re-queues."""
+
+    job_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wakeup:
+    """Invoke the policy again at simulated time ``at`` (e.g. when a job crosses a threshold)."""
+
+    at: float
+
+
+Action = Start | Preempt | Wakeup

@@ -1,0 +1,254 @@
+"""Built-in policies: FIFO, SJF (oracle) and Tiresias-style discretized 2D-LAS."""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from lepsim.policies.actions import Preempt, Start, Wakeup
+from lepsim.policies.base import Policy, PolicyConfig
+from lepsim.policies.registry import register
+from lepsim.units import UnitError, parse_duration
+
+
+def _start(job, placed) -> Start:
+    if placed and placed[0] == "node":
+        return Start(job.job_id, (), node=placed[1])
+    return Start(job.job_id, placed)
+
+
+class QueueConfig(PolicyConfig):
+    placement: Literal["first_fit", "best_fit"] = Field(
+        "first_fit", description="first_fit: first node that fits; best_fit: the node left with fewest free GPUs"
+    )
+    consolidate: Literal["prefer", "require", "none"] = Field(
+        "prefer", description="prefer one node, spread when none fits; require: wait for one node; none: spread"
+    )
+    skip_blocked: bool = Field(
+        False, description="let later jobs start when the head of the queue does not fit (no reservation)"
+    )
+
+
+def _place_in_order(view, jobs, cfg: QueueConfig) -> list[Start]:
+    """Start jobs in the given order while they fit; stop at the first misfit unless skip_blocked."""
+    if view.free_gpus() == 0 and all(j.gpus > 0 for j in jobs[:1]) and not cfg.skip_blocked:
+        return []
+    fm = None
+    out: list[Start] = []
+    strategy = "best" if cfg.placement == "best_fit" else "first"
+    for job in jobs:
+        if job.gpus > 0 and (fm.free_gpus(job.gpu_type) if fm else view.free_gpus(job.gpu_type)) < job.gpus:
+            placed = None
+        else:
+            if fm is None:
+                fm = view.free_map()
+            placed = fm.first_fit(job, cfg.consolidate, strategy)
+        if placed is None:
+            if not cfg.skip_blocked:
+                break
+            if (fm.free_gpus() if fm else view.free_gpus()) == 0:
+                break
+            continue
+        out.append(_start(job, placed))
+    return out
+
+
+@register
+class FIFO(Policy):
+    """First in, first out; gang placement on free GPUs; never preempts.
+
+    Jobs start in submit order.  By default the head of the queue blocks the jobs behind it
+    (strict FIFO); ``skip_blocked: true`` lets later jobs that fit go first.
+
+    ```yaml
+    scheduler:
+      policy: fifo
+      params: {placement: first_fit, consolidate: prefer}
+    ```
+    """
+
+    name = "fifo"
+    family = "static"
+    reference = "first-come first-served, as the baseline in Tiresias (NSDI'19) and Gavel (OSDI'20)"
+    Config = QueueConfig
+
+    def decide(self, view):
+        if view.pending_count() == 0:
+            return []
+        if not self.config.skip_blocked:
+            # only the queue's head matters until it fits; look lazily
+            out, fm = [], None
+            strategy = "best" if self.config.placement == "best_fit" else "first"
+            for job in view.pending():
+                if job.gpus > 0 and (fm.free_gpus(job.gpu_type) if fm else view.free_gpus(job.gpu_type)) < job.gpus:
+                    break
+                if fm is None:
+                    fm = view.free_map()
+                placed = fm.first_fit(job, self.config.consolidate, strategy)
+                if placed is None:
+                    break
+                out.append(_start(job, placed))
+            return out
+        return _place_in_order(view, list(view.pending()), self.config)
+
+
+@register
+class SJF(Policy):
+    """Shortest job first with oracle runtimes; non-preemptive.
+
+    Pending jobs are ordered by their isolated runtime (ties: submit order).  By default the
+    shortest job blocks the others until it fits; ``skip_blocked: true`` lets others pass.
+
+    ```yaml
+    scheduler:
+      policy: sjf
+      params: {skip_blocked: true}
+    ```
+    """
+
+    name = "sjf"
+    family = "static"
+    reference = "shortest-job-first with known durations (oracle), the Tiresias (NSDI'19) baseline"
+    Config = QueueConfig
+
+    def decide(self, view):
+        if view.pending_count() == 0:
+            return []
+        jobs = sorted(view.pending(), key=lambda j: (j.isolated_runtime, j.job_id))
+        return _place_in_order(view, jobs, self.config)
+
+
+class LASConfig(QueueConfig):
+    thresholds: tuple[float, ...] = Field(
+        (3600.0,),
+        description="attained-service limits (GPU-seconds, or durations like '1h' meaning GPU-hours) between "
+        "queues; K-1 thresholds make K queues",
+    )
+    promote_knob: float | None = Field(
+        None,
+        gt=0,
+        description="starvation guard: a job waiting longer than promote_knob x its last run time goes back to "
+        "the highest queue (Tiresias' PROMOTE_KNOB); null = off",
+    )
+    skip_blocked: bool = True
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _parse(cls, v):
+        if isinstance(v, (int, float, str)):
+            v = [v]
+        out = []
+        for x in v:
+            try:
+                out.append(parse_duration(x))
+            except UnitError as e:
+                raise ValueError(str(e)) from None
+        if any(b <= a for a, b in zip(out, out[1:])) or any(x <= 0 for x in out):
+            raise ValueError(f"found {v!r}, expected positive, increasing thresholds")
+        return tuple(out)
+
+
+@register
+class LAS(Policy):
+    """Discretized two-dimensional least-attained-service, preemptive (Tiresias 2D-LAS).
+
+    A job's attained service is its GPUs × executed time.  Queue k holds jobs whose attained
+    service lies between thresholds k-1 and k; lower queues go first, FIFO (submit order)
+    inside a queue.  At every decision the policy admits jobs in priority order while the
+    GPUs of their type suffice, preempts running jobs that fell out of that set and starts
+    the admitted ones on free GPUs.  It asks to be woken when a running job will cross its
+    next threshold, so demotion happens at the exact time, not at round boundaries.
+    Preemption costs what ``scheduler.preemption`` says (checkpoint, restore).
+
+    ```yaml
+    scheduler:
+      policy: las
+      params: {thresholds: [1h, 10h], promote_knob: 8}
+      preemption: {checkpoint: 20s, restore: 30s}
+    ```
+    """
+
+    name = "las"
+    family = "dynamic"
+    reference = "Gu et al., Tiresias: A GPU Cluster Manager for Distributed Deep Learning, NSDI'19"
+    Config = LASConfig
+
+    def _queue(self, job) -> int:
+        a = job.attained_service
+        for k, th in enumerate(self.config.thresholds):
+            if a < th - 1e-9:
+                return k
+        return len(self.config.thresholds)
+
+    def _next_crossing(self, job, now: float) -> float:
+        """When a job running from ``now`` on reaches its next threshold (inf: never)."""
+        a = job.attained_service
+        for th in self.config.thresholds:
+            if a < th - 1e-9:
+                return now + (th - a) / max(job.gpus, 1)
+        return math.inf
+
+    def decide(self, view):
+        cfg = self.config
+        now = view.now
+        running = view.running()
+        pending = list(view.pending())
+        if not pending:
+            return []  # nobody waits: no reason to preempt; the next arrival invokes us again
+        wake = math.inf
+
+        def key(job):
+            nonlocal wake
+            q = self._queue(job)
+            if cfg.promote_knob is not None and job.state == "pending" and job.last_stop_time is not None:
+                patience = cfg.promote_knob * max(job.last_stop_time - job.last_start_time, 0.0)
+                if now - job.last_stop_time >= patience:
+                    q = 0
+                else:
+                    wake = min(wake, job.last_stop_time + patience)
+            return (q, job.submit_time, job.job_id)
+
+        order = sorted(running + tuple(pending), key=key)
+        # admit in priority order while the GPUs of the job's type suffice
+        room = {t: view.capacity(t) for t in view.gpu_types}
+        keep: set[int] = set()
+        want: list = []
+        for job in order:
+            if job.gpus == 0:
+                if job.state == "pending":
+                    want.append(job)
+                else:
+                    keep.add(job.job_id)
+                continue
+            if job.state != "pending":
+                t = job.allocated_gpu_type
+                if room[t] >= job.gpus:
+                    room[t] -= job.gpus
+                    keep.add(job.job_id)
+                continue
+            for t in ([job.gpu_type] if job.gpu_type else list(room)):
+                if room.get(t, 0) >= job.gpus:
+                    room[t] -= job.gpus
+                    want.append(job)
+                    break
+        actions: list = []
+        fm = view.free_map()
+        ckpt, _ = view.preemption_costs()
+        for job in running:
+            if job.job_id not in keep:
+                actions.append(Preempt(job.job_id))
+                if ckpt == 0:  # its GPUs are free at once; otherwise after the checkpoint
+                    fm.release(job, view.node_of)
+        strategy = "best" if cfg.placement == "best_fit" else "first"
+        for job in want:
+            placed = fm.first_fit(job, cfg.consolidate, strategy)
+            if placed is not None:
+                actions.append(_start(job, placed))
+                wake = min(wake, self._next_crossing(job, now))
+        for job in running:
+            if job.job_id in keep and job.state == "running":
+                wake = min(wake, self._next_crossing(job, now))
+        if math.isfinite(wake):
+            actions.append(Wakeup(wake))
+        return actions

@@ -1,0 +1,112 @@
+"""The run folder: tables, summary and manifest, written atomically.
+
+Everything is written into a temporary folder beside the target, which is then renamed
+into place: a crash or an error never leaves a half-written run folder.  Outputs carry no
+timestamps or wall times, so the same scenario and seed give byte-identical files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+DEPENDENCIES = ("simpy", "numpy", "pandas", "pyarrow", "pydantic", "networkx", "matplotlib", "PyYAML", "rich", "scipy")
+
+
+def _clean(obj):
+    """JSON-safe: NaN/inf → null, numpy scalars → Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def dumps(obj) -> str:
+    return json.dumps(_clean(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def versions() -> dict:
+    out = {"lepsim": _v("lepsim"), "python": platform.python_version()}
+    for d in DEPENDENCIES:
+        out[d] = _v(d)
+    return out
+
+
+def _v(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def manifest(result) -> dict:
+    sc = result.scenario
+    src = sc._source
+    return {
+        "lepsim_run_format": 1,
+        "scenario_file": src[1] if src else None,
+        "scenario_name": sc.name,
+        "policy": result.policy,
+        "seed": result.seed,
+        "versions": versions(),
+        "files": {
+            "jobs": "one row per job (jobs.parquet, jobs.csv)",
+            "intervals": "one row per allocation phase: run, restore, checkpoint (intervals.parquet)",
+            "timeline": "allocated GPUs, running and pending jobs after every change (timeline.parquet, timeline.csv)",
+            "events": "arrive/start/preempt/complete events (events.parquet)",
+            "summary": "summary.json; formulas in docs/metrics.md",
+        },
+        "scenario": sc.model_dump(mode="json"),
+    }
+
+
+def write_run(result, folder: Path, *, formats=("parquet", "csv")) -> Path:
+    folder = Path(folder)
+    parent = folder.parent if str(folder.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
+    try:
+        tables = {"jobs": result.jobs, "intervals": result.intervals, "timeline": result.timeline, "events": result.events}
+        for name, df in tables.items():
+            if "parquet" in formats:
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
+            if "csv" in formats and name in ("jobs", "timeline"):
+                df.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
+        (tmp / "summary.json").write_text(dumps(result.summary))
+        (tmp / "manifest.json").write_text(dumps(manifest(result)))
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
+            os.rmdir(old)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

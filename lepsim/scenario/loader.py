@@ -1,0 +1,243 @@
+"""Load a scenario file: YAML → validated, frozen :class:`Scenario`, with precise errors.
+
+Every problem found is reported at once as ``FILE:LINE: field.path: what was found, what
+was expected`` (:class:`lepsim.errors.ScenarioError`).  Checks that need the hardware
+catalog, the policy registry, the cost model or the trace files run after the schema
+validates, so one run reports schema errors, unknown GPU types, unknown policies, bad policy
+parameters, jobs that can never fit and bad trace rows together.
+"""
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from lepsim.errors import Problem, ScenarioError
+from lepsim.scenario.spec import Scenario
+
+Loc = tuple[Any, ...]
+
+
+# ----------------------------------------------------------------------------- YAML with lines
+def _line_map(node, path: Loc = (), out: dict | None = None) -> dict:
+    """{path tuple: 1-based line} for every mapping key and sequence item."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            out[path + (key,)] = k.start_mark.line + 1
+            _line_map(v, path + (key,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[path + (i,)] = v.start_mark.line + 1
+            _line_map(v, path + (i,), out)
+    return out
+
+
+def format_path(path: Loc) -> str:
+    s = ""
+    for p in path:
+        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
+    return s
+
+
+def parse_path(text: str) -> Loc:
+    """'workload.generators[0].rate' → ('workload', 'generators', 0, 'rate')."""
+    out: list = []
+    for part in text.replace("]", "").split("."):
+        bits = part.split("[")
+        if bits[0]:
+            out.append(bits[0])
+        out.extend(int(b) for b in bits[1:])
+    return tuple(out)
+
+
+class _Source:
+    """A scenario's text, data and line map, to turn field paths into FILE:LINE."""
+
+    def __init__(self, display: str, data: Any, lines: dict):
+        self.display = display
+        self.data = data
+        self.lines = lines
+
+    def line(self, path: Loc) -> int | None:
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    def problem(self, path: Loc | str, message: str) -> Problem:
+        if isinstance(path, str):
+            path = parse_path(path)
+        return Problem(self.display, self.line(path), format_path(path), message)
+
+
+def _data_path(data: Any, loc: Loc) -> Loc:
+    """Keep the parts of a pydantic error location that exist in the data (drops union tags)."""
+    out: list = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, dict) and isinstance(part, str) and not _is_tag(part):
+            out.append(part)  # a missing or unknown key: still name it
+            cur = None
+        # else: a union tag or validator name, not part of the user's document
+    return tuple(out)
+
+
+def _is_tag(part: str) -> bool:
+    return part in _TAGS or "[" in part or part.startswith("function-")
+
+
+_TAGS = {"constant", "choice", "uniform", "exponential", "erlang", "hyperexponential", "lognormal",
+         "bounded_pareto", "poisson", "burst", "str", "LabelChoice", "tagged-union", "union", "json-or-python"}
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str] | None:
+    """Field names of the model found at ``loc`` (for 'unknown key' messages)."""
+    cur: Any = model
+    for part in loc:
+        cur = _unwrap(cur, part)
+        if cur is None:
+            return None
+    cur = _unwrap(cur, None)
+    if isinstance(cur, type) and issubclass(cur, BaseModel):
+        return list(cur.model_fields)
+    return None
+
+
+def _unwrap(tp: Any, part: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0], part)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        for m in members:
+            m2 = _unwrap(m, None)
+            if isinstance(m2, type) and issubclass(m2, BaseModel):
+                for f in ("kind", "dist"):
+                    fi = m2.model_fields.get(f)
+                    if fi is not None and part in typing.get_args(fi.annotation):
+                        return m2
+        models = [m for m in (_unwrap(x, None) for x in members) if isinstance(m, type) and issubclass(m, BaseModel)]
+        if part is None:
+            return models[0] if len(models) == 1 else tp
+        for m in models:
+            if part in m.model_fields:
+                return m.model_fields[part].annotation
+        return tp if part is None else None
+    if origin in (tuple, list):
+        return typing.get_args(tp)[0] if isinstance(part, int) else (tp if part is None else None)
+    if part is None:
+        return tp
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if part in tp.model_fields:
+            return tp.model_fields[part].annotation
+        return tp if _is_tag(str(part)) else None
+    return None
+
+
+def pydantic_problems(src: _Source, err: ValidationError, *, prefix: Loc = (), model: type[BaseModel] = Scenario,
+                      data: Any = None) -> list[Problem]:
+    """One Problem per pydantic error, with the user's field path and line."""
+    data = src.data if data is None else data
+    out: list[Problem] = []
+    seen: set = set()
+    for e in err.errors(include_url=False):
+        loc = tuple(e["loc"])
+        path = prefix + _data_path(data, loc)
+        etype = e["type"]
+        msg = e["msg"]
+        if etype == "extra_forbidden":
+            fields = _fields_at(model, loc[:-1])
+            exp = f"one of: {', '.join(fields)}" if fields else "a documented key (see `lepsim schema`)"
+            text = f"found unknown key {loc[-1]!r}, expected {exp}"
+        elif etype == "missing":
+            text = f"missing, expected a value for {loc[-1]!r}" if loc else "missing"
+        elif etype == "value_error":
+            text = msg.removeprefix("Value error, ")
+        elif etype.startswith("union_tag") or etype == "union_tag_invalid":
+            text = msg.replace("Input tag", "found tag").replace("does not match any of the expected tags:", "expected one of")
+        else:
+            found = e.get("input")
+            expected = msg.removeprefix("Input should be ").removeprefix("input should be ")
+            if isinstance(found, (dict, list)):
+                found_s = f"a {'mapping' if isinstance(found, dict) else 'list'}"
+            else:
+                found_s = repr(found)
+            text = f"found {found_s}, expected {expected[0].lower() + expected[1:] if expected else expected}"
+        key = (path, text)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(src.problem(path, text))
+    return out
+
+
+# ----------------------------------------------------------------------------- loading
+def _read(path: Path, display: str) -> _Source:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([Problem(display, None, "", "no such file, expected a scenario YAML file")]) from None
+    except IsADirectoryError:
+        raise ScenarioError([Problem(display, None, "", "is a directory, expected a scenario YAML file")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError([Problem(display, None, "", f"cannot read: {e}")]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise ScenarioError([Problem(display, line, "", f"YAML syntax error: {what}")]) from None
+    except yaml.YAMLError as e:
+        raise ScenarioError([Problem(display, None, "", f"YAML error: {e}")]) from None
+    if node is None or data is None:
+        raise ScenarioError([Problem(display, 1, "", "file is empty, expected a mapping with cluster, workload and scheduler")])
+    if not isinstance(data, dict):
+        raise ScenarioError([Problem(display, 1, "", f"found a {type(data).__name__}, expected a mapping with cluster, workload and scheduler")])
+    return _Source(display, data, _line_map(node))
+
+
+def load_scenario(path: str | Path, *, catalog=None, check: bool = True) -> Scenario:
+    """Read, validate and check a scenario file; raise :class:`ScenarioError` listing every problem."""
+    p = Path(path)
+    display = str(path)
+    src = _read(p, display)
+    try:
+        scenario = Scenario.model_validate(src.data)
+    except ValidationError as e:
+        raise ScenarioError(pydantic_problems(src, e)) from None
+    scenario._source = (str(p.resolve().parent), display)
+    if check:
+        problems = check_scenario(scenario, catalog=catalog, src=src)
+        if problems:
+            raise ScenarioError(problems)
+    return scenario
+
+
+def scenario_base(scenario: Scenario) -> tuple[Path, str]:
+    """(directory relative paths resolve against, name used in messages)."""
+    info = scenario._source
+    if info is None:
+        return Path.cwd(), "<scenario>"
+    return Path(info[0]), info[1]
+
+
+def check_scenario(scenario: Scenario, *, catalog=None, src: _Source | None = None) -> list[Problem]:
+    """Catalog, registry, cost-model and trace checks; [] when the scenario can run."""
+    from lepsim.build import build_parts  # local import: build depends on this module
+
+    _, problems = build_parts(scenario, catalog=catalog, src=src)
+    return problems

@@ -1,0 +1,231 @@
+"""Turn validated specs into resolved data: concrete nodes, and the list of job requests.
+
+Both functions return ``(value, problems)``: problems carry the field path (and for trace
+rows the trace file and line) so that the loader can report every one of them at once.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from lepsim.errors import Problem
+from lepsim.hardware import Catalog
+from lepsim.rng import Streams
+from lepsim.workload.distributions import support_max
+from lepsim.workload.generators import generate
+from lepsim.workload.jobs import JobRequest
+from lepsim.workload.traces import read_trace
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    index: int
+    name: str
+    pool: str
+    gpu_type: str | None
+    gpus: int
+    cpus: int
+    memory_bytes: float
+    intra_node_link: str
+    nic_bandwidth: float
+    labels: tuple[tuple[str, str], ...]
+
+
+# A problem found while resolving: (field path, message); the loader adds file and line.
+PathProblem = tuple[str, str]
+
+
+def resolve_cluster(spec, catalog: Catalog) -> tuple[list[NodeInfo], list[PathProblem]]:
+    nodes: list[NodeInfo] = []
+    problems: list[PathProblem] = []
+    names_seen: dict[str, int] = {}
+    for i, pool in enumerate(spec.pools):
+        path = f"cluster.pools[{i}]"
+        tpl = None
+        if pool.template is not None:
+            tpl = catalog.nodes.get(pool.template)
+            if tpl is None:
+                problems.append(
+                    (path + ".template", f"found {pool.template!r}, expected a node template: {', '.join(sorted(catalog.nodes))}")
+                )
+                continue
+        gpu_type = pool.gpu_type if pool.gpu_type is not None else (tpl.gpu_type if tpl else None)
+        if gpu_type is not None:
+            canon = catalog.gpu_name(gpu_type)
+            if canon is None:
+                problems.append(
+                    (path + ".gpu_type", f"found {gpu_type!r}, expected a GPU type: {', '.join(catalog.known_gpu_names())}")
+                )
+                continue
+            gpu_type = canon
+        gpus = pool.gpus_per_node if pool.gpus_per_node is not None else tpl.gpus
+        if gpu_type is None and gpus:
+            problems.append((path + ".gpus_per_node", f"found {gpus} GPUs on a CPU-only node, expected 0 or a gpu_type"))
+            continue
+        if gpu_type is not None and gpus == 0:
+            gpu_type = None
+        cpus = pool.cpus if pool.cpus is not None else tpl.cpus
+        mem = pool.memory if pool.memory is not None else tpl.memory_bytes
+        link = pool.intra_node_link or (tpl.intra_node_link if tpl else ("pcie" if gpus else "none"))
+        nic = tpl.nic_bandwidth if tpl else 0.0
+        pname = pool.name or pool.template or (gpu_type or "cpu")
+        if pname in names_seen:
+            names_seen[pname] += 1
+            pname = f"{pname}-{names_seen[pname]}"
+        else:
+            names_seen[pname] = 0
+        for k in range(pool.count):
+            nodes.append(
+                NodeInfo(
+                    index=len(nodes),
+                    name=f"{pname}/{k}",
+                    pool=pname,
+                    gpu_type=gpu_type,
+                    gpus=int(gpus),
+                    cpus=int(cpus),
+                    memory_bytes=float(mem),
+                    intra_node_link=link,
+                    nic_bandwidth=float(nic),
+                    labels=tuple(sorted(pool.labels.items())),
+                )
+            )
+    return nodes, problems
+
+
+def capacity_by_type(nodes: list[NodeInfo]) -> dict[str | None, int]:
+    cap: dict[str | None, int] = {}
+    for n in nodes:
+        cap[n.gpu_type] = cap.get(n.gpu_type, 0) + n.gpus
+    return cap
+
+
+def fit_problem(gpus: int, cpus: float, mem: float, gpu_type: str | None, nodes: list[NodeInfo]) -> str | None:
+    """Why a job of this shape could never be placed on an empty cluster (None: it can)."""
+    if gpus == 0:
+        if any(n.cpus >= cpus and n.memory_bytes >= mem for n in nodes):
+            return None
+        return f"asks {cpus:g} CPUs and {mem / 2**30:.3g} GiB on one node; no node is that large"
+    best = 0
+    for t in {n.gpu_type for n in nodes if n.gpu_type is not None}:
+        if gpu_type is not None and t != gpu_type:
+            continue
+        pool = [n for n in nodes if n.gpu_type == t]
+        total = sum(n.gpus for n in pool)
+        best = max(best, total)
+        if total < gpus:
+            continue
+        # CPU and memory are charged per node in proportion to the GPUs used there
+        usable = sum(_usable_gpus(n, cpus / gpus, mem / gpus) for n in pool)
+        if usable >= gpus:
+            return None
+        return (f"asks {cpus / gpus:g} CPUs and {mem / gpus / 2**30:.3g} GiB per GPU; the {t} nodes can hold "
+                f"only {usable} such GPUs")
+    where = f"of type {gpu_type}" if gpu_type else "of one type"
+    return f"asks {gpus} GPUs, but the cluster has at most {best} GPUs {where}"
+
+
+def _usable_gpus(n: NodeInfo, cpus_per_gpu: float, mem_per_gpu: float) -> int:
+    """GPUs of node ``n`` a job can use when each GPU brings its CPU and memory share."""
+    k = n.gpus
+    if cpus_per_gpu > 0:
+        k = min(k, int(math.floor(n.cpus / cpus_per_gpu + 1e-9)))
+    if mem_per_gpu > 0:
+        k = min(k, int(math.floor(n.memory_bytes / mem_per_gpu + 1e-9)))
+    return k
+
+
+def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path, seed: int | None = None):
+    """All job requests of a scenario, in submit order, with ids; plus problems.
+
+    Problems are ``(path, message)`` for scenario fields, or :class:`Problem` for trace rows.
+    """
+    wl = scenario.workload
+    sim = scenario.simulation
+    streams = Streams(sim.seed if seed is None else seed)
+    problems: list = []
+    raw: list[tuple] = []  # (submit, source_rank, seq, fields)
+    cpg_default, mpg_default = wl.defaults.cpus_per_gpu, wl.defaults.memory_per_gpu
+
+    def canon_type(t, path):
+        if t is None:
+            return None
+        c = catalog.gpu_name(t)
+        if c is None:
+            problems.append((path, f"found {t!r}, expected a GPU type: {', '.join(catalog.known_gpu_names())}"))
+        return c
+
+    for i, j in enumerate(wl.jobs):
+        path = f"workload.jobs[{i}]"
+        gt = canon_type(j.gpu_type, path + ".gpu_type")
+        cpus = j.cpus if j.cpus is not None else j.gpus * cpg_default
+        mem = j.memory if j.memory is not None else j.gpus * mpg_default
+        raw.append((j.submit, 0, i, dict(name=j.name or f"job-{i}", gpus=j.gpus, cpus=cpus, memory_bytes=mem,
+                                         tenant=j.tenant, model=j.model, gpu_type=gt, duration=j.duration,
+                                         iterations=j.iterations, batch_size=j.batch_size, source=path)))
+
+    for i, g in enumerate(wl.generators):
+        path = f"workload.generators[{i}]"
+        gt = canon_type(g.gpu_type, path + ".gpu_type")
+        if g.end is None and g.count is None and sim.horizon is None:
+            problems.append((path, "found neither end nor count and no simulation.horizon, expected a bound on arrivals"))
+            continue
+        gmax = support_max(g.gpus)
+        if math.isfinite(gmax):
+            cpg = g.cpus_per_gpu if g.cpus_per_gpu is not None else cpg_default
+            mpg = g.memory_per_gpu if g.memory_per_gpu is not None else mpg_default
+            why = fit_problem(int(round(gmax)), round(gmax) * cpg, round(gmax) * mpg, gt, nodes)
+            if why:
+                problems.append((path + ".gpus", f"can generate a job that {why}"))
+                continue
+        cols = generate(g, i, streams, sim.horizon, wl.defaults)
+        name = g.name or f"gen{i}"
+        for k in range(len(cols["submit"])):
+            raw.append((float(cols["submit"][k]), 1 + i, k, dict(
+                name=f"{name}-{k}", gpus=int(cols["gpus"][k]), cpus=float(cols["cpus"][k]),
+                memory_bytes=float(cols["memory"][k]), tenant=cols["tenant"][k], model=cols["model"][k], gpu_type=gt,
+                duration=None if cols["duration"] is None else float(cols["duration"][k]),
+                iterations=None if cols["iterations"] is None else float(cols["iterations"][k]),
+                batch_size=g.batch_size, source=path)))
+
+    rank0 = 1 + len(wl.generators)
+    for i, src in enumerate(wl.traces):
+        p = Path(src.path)
+        if not p.is_absolute():
+            p = base_dir / p
+        rows, bad = read_trace(p, src, src.path)
+        if bad and not src.skip_bad_rows:
+            problems.extend(bad)
+            continue
+        cpg = src.cpus_per_gpu if src.cpus_per_gpu is not None else cpg_default
+        mpg = src.memory_per_gpu if src.memory_per_gpu is not None else mpg_default
+        for k, r in enumerate(rows):
+            gt = None
+            if r["gpu_type"]:
+                gt = catalog.gpu_name(r["gpu_type"])
+                if gt is None:
+                    problems.append(Problem(src.path, r["line"], "gpu_type", f"found {r['gpu_type']!r}, expected a GPU type"))
+                    continue
+            cpus = r["cpus"] if r["cpus"] is not None else r["gpus"] * cpg
+            mem = r["memory"] if r["memory"] is not None else r["gpus"] * mpg
+            why = fit_problem(r["gpus"], cpus, mem, gt, nodes)
+            if why:
+                problems.append(Problem(src.path, r["line"], "gpus", f"job {why}"))
+                continue
+            raw.append((r["submit"], rank0 + i, k, dict(
+                name=r["name"] or f"trace{i}-{k}", gpus=r["gpus"], cpus=cpus, memory_bytes=mem, tenant=r["tenant"],
+                model=r["model"], gpu_type=gt, duration=r["duration"], iterations=r["iterations"],
+                batch_size=r["batch_size"], source=f"{src.path}:{r['line']}")))
+
+    # inline jobs: check they fit
+    for i, j in enumerate(wl.jobs):
+        f = raw[i][3]
+        if f["gpu_type"] is None and j.gpu_type is not None:
+            continue
+        why = fit_problem(f["gpus"], f["cpus"], f["memory_bytes"], f["gpu_type"], nodes)
+        if why:
+            problems.append((f"workload.jobs[{i}].gpus", f"job {why}"))
+
+    raw.sort(key=lambda r: (r[0], r[1], r[2]))
+    jobs = [JobRequest(job_id=n, submit_time=r[0], **r[3]) for n, r in enumerate(raw)]
+    return jobs, problems

@@ -1,0 +1,376 @@
+"""Pydantic models of a scenario file: frozen, pure data, unknown keys rejected.
+
+Quantities are written with units (``"6h"``, ``"20/h"``, ``"80GiB"``, ``"25GB/s"``) and are
+stored here in SI units (seconds, events/s, bytes, bytes/s).  The JSON Schema of these
+models is what ``lepsim schema`` prints.  Registry- and catalog-dependent checks (known GPU
+types, policy names and parameters, whether a job can ever fit) are done by
+:mod:`lepsim.scenario.loader` after these models validate.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema, model_validator
+
+from lepsim.units import UnitError, parse_bandwidth, parse_bytes, parse_duration, parse_rate
+
+
+def _unit(parser, example: str, description: str):
+    def validate(v):
+        try:
+            return parser(v)
+        except UnitError as e:
+            raise ValueError(str(e)) from None
+
+    return [
+        BeforeValidator(validate),
+        WithJsonSchema(
+            {"anyOf": [{"type": "number"}, {"type": "string"}], "description": description, "examples": [example]}
+        ),
+    ]
+
+
+Duration = Annotated[float, *_unit(parse_duration, "6h", "duration: number of seconds or '90s', '250ms', '30min', '6h', '1.5d'")]
+Rate = Annotated[float, *_unit(parse_rate, "20/h", "rate: events per second or '20/h', '0.5/s', '3/min'")]
+Bytes = Annotated[float, *_unit(parse_bytes, "80GiB", "size: bytes or '80GiB', '40GB', '512MiB'")]
+Bandwidth = Annotated[float, *_unit(parse_bandwidth, "25GB/s", "bandwidth: bytes/s or '25GB/s', '100Gb/s'")]
+
+NonNegDuration = Annotated[Duration, Field(ge=0)]
+PosDuration = Annotated[Duration, Field(gt=0)]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------- distributions
+# A distribution is written as a mapping with a ``dist`` key, or as a bare value meaning a
+# constant.  Numeric parameters take the unit of the field they describe (a duration
+# distribution accepts "30min"; a GPU-count distribution takes plain numbers).
+
+
+def _dist_models(Q, suffix: str):
+    """Build the distribution models whose parameters are quantities of type ``Q``."""
+
+    class Constant(Spec):
+        dist: Literal["constant"]
+        value: Q
+
+    class Choice(Spec):
+        """Pick one of ``values`` with probabilities ``weights`` (default: uniform)."""
+
+        dist: Literal["choice"]
+        values: tuple[Q, ...] = Field(min_length=1)
+        weights: tuple[Annotated[float, Field(ge=0)], ...] | None = None
+
+        @model_validator(mode="after")
+        def _weights(self):
+            if self.weights is not None:
+                if len(self.weights) != len(self.values):
+                    raise ValueError(
+                        f"found {len(self.weights)} weights for {len(self.values)} values, expected one weight per value"
+                    )
+                if sum(self.weights) <= 0:
+                    raise ValueError("found weights summing to 0, expected a positive sum")
+            return self
+
+    class Uniform(Spec):
+        dist: Literal["uniform"]
+        low: Q
+        high: Q
+
+        @model_validator(mode="after")
+        def _order(self):
+            if self.high < self.low:
+                raise ValueError(f"found low={self.low} > high={self.high}, expected low <= high")
+            return self
+
+    class Exponential(Spec):
+        dist: Literal["exponential"]
+        mean: Annotated[Q, Field(gt=0)]
+
+    class Erlang(Spec):
+        """Sum of ``k`` exponentials; squared coefficient of variation 1/k."""
+
+        dist: Literal["erlang"]
+        k: Annotated[int, Field(ge=1)]
+        mean: Annotated[Q, Field(gt=0)]
+
+    class Hyperexponential(Spec):
+        """Exponential with mean ``means[i]`` chosen with probability ``probs[i]``."""
+
+        dist: Literal["hyperexponential"]
+        means: tuple[Annotated[Q, Field(gt=0)], ...] = Field(min_length=1)
+        probs: tuple[Annotated[float, Field(ge=0)], ...]
+
+        @model_validator(mode="after")
+        def _probs(self):
+            if len(self.probs) != len(self.means):
+                raise ValueError("expected one probability per mean")
+            if abs(sum(self.probs) - 1.0) > 1e-9:
+                raise ValueError(f"found probabilities summing to {sum(self.probs):g}, expected 1")
+            return self
+
+    class Lognormal(Spec):
+        """Log-normal with the given ``median`` (= exp(mu)) and log-space ``sigma``."""
+
+        dist: Literal["lognormal"]
+        median: Annotated[Q, Field(gt=0)]
+        sigma: Annotated[float, Field(ge=0)]
+        min: Q | None = None
+        max: Q | None = None
+
+    class BoundedPareto(Spec):
+        """Pareto with shape ``alpha`` truncated to [low, high] (heavy-tailed job sizes)."""
+
+        dist: Literal["bounded_pareto"]
+        alpha: Annotated[float, Field(gt=0)]
+        low: Annotated[Q, Field(gt=0)]
+        high: Annotated[Q, Field(gt=0)]
+
+        @model_validator(mode="after")
+        def _order(self):
+            if self.high <= self.low:
+                raise ValueError(f"found low={self.low} >= high={self.high}, expected low < high")
+            return self
+
+    models = (Constant, Choice, Uniform, Exponential, Erlang, Hyperexponential, Lognormal, BoundedPareto)
+    for m in models:
+        m.__name__ = m.__qualname__ = f"{m.__name__}{suffix}"
+    union = Annotated[Union[models], Field(discriminator="dist")]  # type: ignore[valid-type]
+
+    def scalar_to_constant(v: Any):
+        if isinstance(v, (int, float, str)) and not isinstance(v, bool):
+            return {"dist": "constant", "value": v}
+        return v
+
+    return Annotated[union, BeforeValidator(scalar_to_constant)]
+
+
+DurationDist = _dist_models(Duration, "Duration")
+CountDist = _dist_models(float, "Count")
+LabelDist = Annotated[
+    Union[str, "LabelChoice"],
+    Field(description="a name, or {dist: choice, values: [...], weights: [...]}"),
+]
+
+
+class LabelChoice(Spec):
+    dist: Literal["choice"]
+    values: tuple[str, ...] = Field(min_length=1)
+    weights: tuple[Annotated[float, Field(ge=0)], ...] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if self.weights is not None and len(self.weights) != len(self.values):
+            raise ValueError("expected one weight per value")
+        if self.weights is not None and sum(self.weights) <= 0:
+            raise ValueError("found weights summing to 0, expected a positive sum")
+        return self
+
+
+# ----------------------------------------------------------------------------- cluster
+class NodePool(Spec):
+    """``count`` identical nodes, from a catalog template and/or explicit fields."""
+
+    name: str | None = Field(None, description="pool name (default: template or gpu type)")
+    count: Annotated[int, Field(ge=1)]
+    template: str | None = Field(None, description="node template from the hardware catalog, e.g. dgx-a100")
+    gpu_type: str | None = Field(None, description="GPU type from the catalog; null for CPU-only nodes")
+    gpus_per_node: Annotated[int, Field(ge=0)] | None = None
+    cpus: Annotated[int, Field(ge=1)] | None = None
+    memory: Annotated[Bytes, Field(gt=0)] | None = None
+    intra_node_link: Literal["nvswitch", "nvlink", "pcie", "infinity-fabric", "none"] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _template_or_fields(self):
+        if self.template is None:
+            missing = [f for f in ("gpus_per_node", "cpus", "memory") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(
+                    f"found neither a template nor {', '.join(missing)}, expected a catalog template or explicit "
+                    "gpu_type, gpus_per_node, cpus and memory"
+                )
+            if (self.gpus_per_node or 0) > 0 and self.gpu_type is None:
+                raise ValueError("found gpus_per_node > 0 without gpu_type, expected a gpu_type")
+        return self
+
+
+class ClusterSpec(Spec):
+    pools: tuple[NodePool, ...] = Field(min_length=1)
+
+
+# ----------------------------------------------------------------------------- workload
+class JobFields(Spec):
+    """What a training job asks for; shared by inline jobs and generator templates."""
+
+    tenant: str = "default"
+    model: str | None = Field(None, description="model name (needed for iteration-based jobs)")
+    gpu_type: str | None = Field(None, description="required GPU type; null = any type")
+    batch_size: Annotated[int, Field(ge=1)] | None = Field(None, description="per-GPU batch size")
+
+
+class InlineJob(JobFields):
+    name: str | None = None
+    submit: NonNegDuration = 0.0
+    gpus: Annotated[int, Field(ge=0)]
+    cpus: Annotated[float, Field(ge=0)] | None = Field(None, description="CPU cores in total (default: cpus_per_gpu x gpus)")
+    memory: Annotated[Bytes, Field(ge=0)] | None = Field(None, description="host memory in total")
+    duration: PosDuration | None = Field(None, description="runtime on the allocation it asks for")
+    iterations: Annotated[float, Field(gt=0)] | None = Field(None, description="training iterations (runtime from the cost model)")
+
+    @model_validator(mode="after")
+    def _one_size(self):
+        if (self.duration is None) == (self.iterations is None):
+            raise ValueError("expected exactly one of duration or iterations")
+        return self
+
+
+class Window(Spec):
+    start: NonNegDuration
+    end: NonNegDuration
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.end <= self.start:
+            raise ValueError(f"found end {self.end:g}s <= start {self.start:g}s, expected end after start")
+        return self
+
+
+class _GeneratorBase(JobFields):
+    name: str | None = None
+    rate: Annotated[Rate, Field(gt=0)]
+    start: NonNegDuration = 0.0
+    end: NonNegDuration | None = Field(None, description="last possible submit time (default: simulation horizon)")
+    count: Annotated[int, Field(ge=1)] | None = Field(None, description="stop after this many jobs")
+    gpus: CountDist = 1
+    cpus_per_gpu: Annotated[float, Field(ge=0)] | None = None
+    memory_per_gpu: Annotated[Bytes, Field(ge=0)] | None = None
+    duration: DurationDist | None = None
+    iterations: CountDist | None = None
+    tenant: LabelDist = "default"  # type: ignore[assignment]
+    model: LabelDist | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _one_size(self):
+        if (self.duration is None) == (self.iterations is None):
+            raise ValueError("expected exactly one of duration or iterations")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("found end <= start, expected end after start")
+        return self
+
+
+class PoissonGenerator(_GeneratorBase):
+    """Poisson arrivals at ``rate`` between ``start`` and ``end`` (or for ``count`` jobs)."""
+
+    kind: Literal["poisson"]
+
+
+class BurstGenerator(_GeneratorBase):
+    """Poisson arrivals whose rate is multiplied by ``factor`` inside each window."""
+
+    kind: Literal["burst"]
+    factor: Annotated[float, Field(ge=0)]
+    windows: tuple[Window, ...] = Field(min_length=1)
+    period: PosDuration | None = Field(None, description="repeat the windows with this period")
+
+
+Generator = Annotated[Union[PoissonGenerator, BurstGenerator], Field(discriminator="kind")]
+
+
+class TraceSource(Spec):
+    """A CSV trace: one job per row (see docs/scenario.md for the columns)."""
+
+    path: str = Field(description="CSV file, relative to the scenario file")
+    time_scale: Annotated[float, Field(gt=0)] = Field(1.0, description="multiply submit times by this")
+    duration_scale: Annotated[float, Field(gt=0)] = Field(1.0, description="multiply durations by this")
+    time_unit: Literal["s", "min", "h"] = Field("s", description="unit of plain numbers in time columns")
+    limit: Annotated[int, Field(ge=1)] | None = Field(None, description="read at most this many jobs")
+    skip_bad_rows: bool = Field(False, description="skip (and report) bad rows instead of failing")
+    tenant: str | None = Field(None, description="tenant for rows without one")
+    cpus_per_gpu: Annotated[float, Field(ge=0)] | None = None
+    memory_per_gpu: Annotated[Bytes, Field(ge=0)] | None = None
+
+
+class WorkloadDefaults(Spec):
+    cpus_per_gpu: Annotated[float, Field(ge=0)] = 0.0
+    memory_per_gpu: Annotated[Bytes, Field(ge=0)] = 0.0
+
+
+class WorkloadSpec(Spec):
+    defaults: WorkloadDefaults = WorkloadDefaults()
+    jobs: tuple[InlineJob, ...] = ()
+    generators: tuple[Generator, ...] = ()
+    traces: tuple[TraceSource, ...] = ()
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not (self.jobs or self.generators or self.traces):
+            raise ValueError("found no jobs, generators or traces, expected at least one source of jobs")
+        return self
+
+
+# ----------------------------------------------------------------------------- scheduler
+class PreemptionSpec(Spec):
+    """What a preemption costs until the storage model makes it bandwidth-based."""
+
+    checkpoint: NonNegDuration = Field(0.0, description="GPUs stay held this long after a preemption")
+    restore: NonNegDuration = Field(0.0, description="a resumed job holds its GPUs this long before progressing")
+
+
+class SchedulerSpec(Spec):
+    policy: str = Field(description="policy name (lepsim policies lists them)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the policy's parameters")
+    round: PosDuration | None = Field(None, description="also invoke the policy every round")
+    preemption: PreemptionSpec = PreemptionSpec()
+
+
+# ----------------------------------------------------------------------------- simulation
+class SimulationSpec(Spec):
+    seed: Annotated[int, Field(ge=0)] = 0
+    horizon: PosDuration | None = Field(None, description="stop here; null = run until every job ends")
+    warmup: NonNegDuration = Field(0.0, description="jobs submitted before this are not measured")
+    cooldown: NonNegDuration = Field(0.0, description="with a horizon: jobs submitted in the last cooldown are not measured")
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.horizon is not None and self.warmup + self.cooldown >= self.horizon:
+            raise ValueError("found warmup + cooldown >= horizon, expected a non-empty measurement window")
+        return self
+
+
+class CostsSpec(Spec):
+    profiles: tuple[str, ...] = Field((), description="extra profile files (Parquet/CSV), relative to the scenario")
+
+
+class Scenario(Spec):
+    """A complete scenario: cluster, workload, scheduler, simulation settings."""
+
+    name: str | None = None
+    description: str = ""
+    cluster: ClusterSpec
+    workload: WorkloadSpec
+    scheduler: SchedulerSpec
+    simulation: SimulationSpec = SimulationSpec()
+    costs: CostsSpec = CostsSpec()
+    # (directory that relative paths resolve against, file name for messages); set by the loader
+    _source: tuple[str, str] | None = PrivateAttr(None)
+
+    def with_overrides(self, *, policy: str | None = None, params: dict | None = None, seed: int | None = None) -> "Scenario":
+        """A copy with another policy/params/seed (the engine never mutates a spec)."""
+        sched = self.scheduler
+        if policy is not None:
+            sched = sched.model_copy(update={"policy": policy, "params": dict(params or {})})
+        elif params is not None:
+            sched = sched.model_copy(update={"params": dict(params)})
+        sim = self.simulation if seed is None else self.simulation.model_copy(update={"seed": int(seed)})
+        return self.model_copy(update={"scheduler": sched, "simulation": sim})
+
+
+LabelChoice.model_rebuild()
+_GeneratorBase.model_rebuild()
+PoissonGenerator.model_rebuild()
+BurstGenerator.model_rebuild()
+WorkloadSpec.model_rebuild()
+Scenario.model_rebuild()

@@ -1,0 +1,171 @@
+"""Helpers to pin scheduler metrics and check a run's invariants (for your own tests too).
+
+Baselines
+---------
+One JSON file per (scenario, policy) holds summary metrics with explicit tolerances::
+
+    lepsim baseline update scenarios/burst.yaml --policies fifo,las   # write / refresh on purpose
+    lepsim baseline check  scenarios/burst.yaml --policies fifo,las   # exit 1 on drift
+
+or from Python/pytest::
+
+    from lepsim.testing import check_baseline
+    check_baseline("scenarios/burst.yaml", "my-policy", directory="tests/baselines")
+
+A metric drifts when ``|new - old| > abs_tol + rel_tol * |old|``.  Edit a file's
+tolerances by hand to loosen one metric on purpose; ``update`` keeps edited tolerances.
+
+Invariants
+----------
+:func:`check_invariants` verifies on a :class:`lepsim.Result` that no GPU was ever held by
+two jobs at once, that every job is accounted for exactly once, and that GPU-seconds are
+conserved (allocation intervals = the utilization timeline's integral = per-job totals).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_METRICS = (
+    "jobs_completed", "jobs_unfinished", "jct_mean_s", "jct_p50_s", "jct_p95_s", "jct_p99_s",
+    "queueing_delay_mean_s", "queueing_delay_p95_s", "slowdown_mean", "utilization", "makespan_s",
+    "queue_length_mean", "preemptions_total",
+)
+INTEGER_METRICS = {"jobs_completed", "jobs_unfinished", "preemptions_total", "jobs_total"}
+DEFAULT_REL_TOL = 1e-6
+
+
+class BaselineMismatch(AssertionError):
+    pass
+
+
+class InvariantError(AssertionError):
+    pass
+
+
+def baseline_path(scenario: str | Path, policy: str, directory: str | Path) -> Path:
+    return Path(directory) / f"{Path(scenario).stem}-{policy}.json"
+
+
+def _run(scenario, policy, seed):
+    import lepsim
+
+    return lepsim.simulate(scenario, policy=policy, seed=seed)
+
+
+def update_baseline(scenario, policy: str, *, directory, seed: int | None = None, metrics=DEFAULT_METRICS,
+                    result=None) -> Path:
+    """Run and (re)write the baseline file; keeps tolerances already set in an existing file."""
+    from lepsim.report.run_folder import atomic_write_text, dumps
+
+    result = result or _run(scenario, policy, seed)
+    path = baseline_path(scenario, policy, directory)
+    old = json.loads(path.read_text())["metrics"] if path.exists() else {}
+    entries = {}
+    for m in metrics:
+        v = result.summary.get(m)
+        tol = {"rel_tol": 0.0, "abs_tol": 0.0} if m in INTEGER_METRICS else {"rel_tol": DEFAULT_REL_TOL, "abs_tol": 1e-9}
+        if m in old:
+            tol = {"rel_tol": old[m].get("rel_tol", tol["rel_tol"]), "abs_tol": old[m].get("abs_tol", tol["abs_tol"])}
+        entries[m] = {"value": v, **tol}
+    doc = {
+        "scenario": Path(scenario).as_posix(),
+        "policy": policy,
+        "seed": result.seed,
+        "metrics": entries,
+    }
+    atomic_write_text(path, dumps(doc))
+    return path
+
+
+def compare_to_baseline(summary: dict, baseline: dict) -> list[str]:
+    """Drifted metrics as messages (empty: all within tolerance)."""
+    out = []
+    for m, e in baseline["metrics"].items():
+        old, new = e["value"], summary.get(m)
+        if old is None or new is None or (isinstance(new, float) and math.isnan(new)):
+            if not ((old is None) and (new is None or (isinstance(new, float) and math.isnan(new)))):
+                out.append(f"{m}: baseline {old}, now {new}")
+            continue
+        tol = e.get("abs_tol", 0.0) + e.get("rel_tol", 0.0) * abs(old)
+        if abs(new - old) > tol:
+            out.append(f"{m}: baseline {old:.10g}, now {new:.10g} (tolerance ±{tol:.3g})")
+    return out
+
+
+def check_baseline(scenario, policy: str, *, directory, seed: int | None = None, result=None) -> dict:
+    """Run the scenario and compare with its baseline; raise :class:`BaselineMismatch` on drift."""
+    path = baseline_path(scenario, policy, directory)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no baseline {path}; create it with `lepsim baseline update {scenario} --policies {policy} --dir {directory}`"
+        )
+    baseline = json.loads(path.read_text())
+    if seed is None:
+        seed = baseline.get("seed")
+    result = result or _run(scenario, policy, seed)
+    drift = compare_to_baseline(result.summary, baseline)
+    if drift:
+        raise BaselineMismatch(
+            f"{scenario} under {policy} drifted from {path}:\n  " + "\n  ".join(drift)
+            + f"\nIf the change is intended: lepsim baseline update {scenario} --policies {policy} --dir {directory}"
+        )
+    return result.summary
+
+
+def check_invariants(result, *, tol: float = 1e-6) -> None:
+    """Raise :class:`InvariantError` when a run breaks an invariant of the engine."""
+    jobs, iv, tl = result.jobs, result.intervals, result.timeline
+    cap = sum(result.capacity.values())
+    # every job exactly once
+    ids = jobs["job_id"].to_numpy()
+    if len(ids) != len(set(ids.tolist())) or (len(ids) and (ids.min() != 0 or ids.max() != len(ids) - 1)):
+        raise InvariantError("job ids are not exactly 0..n-1, once each")
+    ok_status = {"completed", "unfinished", "not_submitted"}
+    bad = set(jobs["status"].astype(str)) - ok_status
+    if bad:
+        raise InvariantError(f"unexpected job statuses {bad}")
+    s = result.summary
+    if s["jobs_completed"] + s["jobs_unfinished"] + s["jobs_not_submitted"] != s["jobs_total"] or s["jobs_total"] != len(jobs):
+        raise InvariantError("completed + unfinished + not_submitted != jobs")
+    done = jobs[jobs["status"] == "completed"]
+    if done["end_s"].isna().any() or (done["end_s"] < done["submit_time_s"] - tol).any():
+        raise InvariantError("a completed job has no end, or ends before it was submitted")
+    if (done["progress"] < 1 - 1e-9).any():
+        raise InvariantError("a completed job did not do all its work")
+    if (done["first_start_s"] < done["submit_time_s"] - tol).any():
+        raise InvariantError("a job started before it was submitted")
+    # no GPU over-allocated: per GPU, allocation intervals never overlap
+    if len(iv):
+        gpu_rows = []
+        for start, end, gids in zip(iv["start_s"].to_numpy(), iv["end_s"].to_numpy(), iv["gpu_ids"].astype(str)):
+            if gids:
+                for g in gids.split():
+                    gpu_rows.append((int(g), start, end))
+        if gpu_rows:
+            arr = np.array(gpu_rows, dtype=float)
+            order = np.lexsort((arr[:, 1], arr[:, 0]))
+            arr = arr[order]
+            same = arr[1:, 0] == arr[:-1, 0]
+            overlap = same & (arr[1:, 1] < arr[:-1, 2] - tol)
+            if overlap.any():
+                k = int(np.argmax(overlap))
+                raise InvariantError(f"GPU {int(arr[k, 0])} held twice at t={arr[k + 1, 1]:g}")
+        if (iv["end_s"] < iv["start_s"]).any():
+            raise InvariantError("an interval ends before it starts")
+    if (tl["allocated_gpus"] > cap).any() or (tl["allocated_gpus"] < 0).any():
+        raise InvariantError("allocated GPUs outside [0, capacity]")
+    # GPU-seconds conserved
+    from lepsim.metrics.summary import step_integral
+
+    total_iv = float(iv["gpu_s"].sum()) if len(iv) else 0.0
+    total_tl = step_integral(tl["time_s"].to_numpy(), tl["allocated_gpus"].to_numpy(dtype=float), 0.0, result.end_time)
+    total_jobs = float(jobs["allocated_gpu_s"].sum())
+    scale = max(total_iv, 1.0)
+    if abs(total_iv - total_tl) > tol * scale or abs(total_iv - total_jobs) > tol * scale:
+        raise InvariantError(
+            f"GPU-seconds not conserved: intervals {total_iv:.9g}, timeline {total_tl:.9g}, jobs {total_jobs:.9g}"
+        )

@@ -1,0 +1,27 @@
+"""The runtime description of a training job request (built from the scenario)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One training job as submitted.  Times in seconds, memory in bytes.
+
+    ``job_id`` is counted per simulation in submit order (ties: inline jobs, then generators
+    in file order, then traces in file order, each in its own order).
+    """
+
+    job_id: int
+    name: str
+    submit_time: float
+    gpus: int
+    cpus: float
+    memory_bytes: float
+    tenant: str
+    model: str | None
+    gpu_type: str | None          # required canonical GPU type, None = any
+    duration: float | None        # reference runtime on the requested allocation (s)
+    iterations: float | None
+    batch_size: int | None
+    source: str                   # where it came from: "workload.jobs[3]", "workload.generators[0]", "trace.csv:12"
