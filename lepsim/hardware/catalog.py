@@ -101,29 +101,45 @@ def _parse_gpu(name: str, d: dict) -> GpuSpec:
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
-    """Load a catalog YAML file (default: the packaged one)."""
+    """Load a catalog YAML file (default: the packaged one).
+
+    Raises :class:`CatalogError` (its message starts with the file path) when the file
+    cannot be read or parsed, an entry is malformed, a required figure is not positive,
+    two GPUs claim the same name or alias, or a node template names an unknown GPU.
+    """
     p = Path(path) if path is not None else _CATALOG_FILE
     try:
         raw = yaml.safe_load(p.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise CatalogError(f"{p}: cannot read catalog: {e}") from None
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{p}: expected a mapping with 'gpus' and 'nodes', found {type(raw).__name__}")
     gpus: dict[str, GpuSpec] = {}
     alias: dict[str, str] = {}
+    nodes: dict[str, NodeTemplate] = {}
+    where = "catalog"
     try:
         for name, d in (raw.get("gpus") or {}).items():
+            where = f"gpus.{name}"
             g = _parse_gpu(str(name), d)
+            for fld in ("memory_bytes", "memory_bandwidth", "fp32_flops", "fp16_flops"):
+                if not getattr(g, fld) > 0:
+                    raise CatalogError(f"{p}: {where}: {fld} must be positive, found {getattr(g, fld)!r}")
             gpus[g.name] = g
             for a in (g.name, *g.aliases):
-                alias[_key(a)] = g.name
-        nodes: dict[str, NodeTemplate] = {}
+                k = _key(a)
+                if alias.get(k, g.name) != g.name:
+                    raise CatalogError(f"{p}: {where}: name or alias {a!r} already names GPU {alias[k]!r}")
+                alias[k] = g.name
         for name, d in (raw.get("nodes") or {}).items():
+            where = f"nodes.{name}"
             gt = d.get("gpu_type")
             canon = None
             if gt is not None:
                 canon = alias.get(_key(gt))
                 if canon is None:
                     raise CatalogError(f"{p}: nodes.{name}.gpu_type: unknown GPU type {gt!r}")
-            nodes[str(name)] = NodeTemplate(
+            t = NodeTemplate(
                 name=str(name),
                 gpu_type=canon,
                 gpus=int(d.get("gpus", 0)),
@@ -133,8 +149,14 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
                 nic_bandwidth=parse_bandwidth(d.get("nic_bandwidth", 0)),
                 description=str(d.get("description", "")),
             )
-    except (KeyError, TypeError, UnitError, AttributeError) as e:
-        raise CatalogError(f"{p}: malformed catalog entry: {e}") from None
+            if (canon is None and t.gpus != 0) or (canon is not None and t.gpus < 1):
+                raise CatalogError(f"{p}: {where}: gpus={t.gpus} does not fit gpu_type {canon!r}")
+            nodes[t.name] = t
+    except CatalogError:
+        raise
+    except (KeyError, TypeError, UnitError, ValueError, AttributeError) as e:
+        # ValueError covers UnitError and bad numbers such as fp32_tflops: "fast".
+        raise CatalogError(f"{p}: {where}: malformed catalog entry: {type(e).__name__}: {e}") from None
     return Catalog(gpus=gpus, nodes=nodes, _alias=alias)
 
 
