@@ -1,7 +1,6 @@
 """The Python API: load a scenario, simulate it, get DataFrames and a summary."""
 from __future__ import annotations
 
-import math
 import time
 import tracemalloc
 from dataclasses import dataclass, field
@@ -92,7 +91,6 @@ def simulate(
     stats.update(
         wall_simulate_s=t1 - t0,
         wall_metrics_s=t2 - t1,
-        simpy_events=sim.env._eid if hasattr(sim.env, "_eid") else math.nan,
     )
     if measure_memory:
         stats["peak_memory_bytes"] = tracemalloc.get_traced_memory()[1]

@@ -157,6 +157,7 @@ class Simulation:
         self._allocated = 0
         self._passes = 0
         self._actions = 0
+        self._scheduled = 0
 
     # ------------------------------------------------------------------ scheduling helpers
     def _at(self, delay: float, priority: int, fn, *args) -> None:
@@ -165,6 +166,7 @@ class Simulation:
         ev._value = None
         ev.callbacks.append(lambda _e: fn(*args))
         self.env.schedule(ev, priority, delay)
+        self._scheduled += 1
 
     def _request_pass(self) -> None:
         if not self._pass_pending:
@@ -489,7 +491,7 @@ class Simulation:
             gpu_types=self._type_order,
             capacity=dict(self._capacity),
             node_count=len(self._nodes),
-            stats={"policy_invocations": self._passes, "actions": self._actions},
+            stats={"policy_invocations": self._passes, "actions": self._actions, "events": self._scheduled},
         )
 
 

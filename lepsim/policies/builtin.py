@@ -155,7 +155,8 @@ class LAS(Policy):
 
     A job's attained service is its GPUs × executed time.  Queue k holds jobs whose attained
     service lies between thresholds k-1 and k; lower queues go first, FIFO (submit order)
-    inside a queue.  At every decision the policy admits jobs in priority order while the
+    inside a queue, where a job holding GPUs is not preempted for a waiting job of the same
+    queue (preemption only crosses queues).  At every decision the policy admits jobs in priority order while the
     GPUs of their type suffice, preempts running jobs that fell out of that set and starts
     the admitted ones on free GPUs.  It asks to be woken when a running job will cross its
     next threshold, so demotion happens at the exact time, not at round boundaries.
@@ -207,7 +208,9 @@ class LAS(Policy):
                     q = 0
                 else:
                     wake = min(wake, job.last_stop_time + patience)
-            return (q, job.submit_time, job.job_id)
+            # inside a queue, jobs holding GPUs go first: a job is preempted only for a job of a
+            # strictly higher-priority queue, never to swap two jobs of the same queue
+            return (q, 0 if job.state != "pending" else 1, job.submit_time, job.job_id)
 
         order = sorted(running + tuple(pending), key=key)
         # admit in priority order while the GPUs of the job's type suffice
