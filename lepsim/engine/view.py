@@ -16,25 +16,29 @@ PENDING, RESTORING, RUNNING, CHECKPOINTING, DONE = "pending", "restoring", "runn
 
 
 class JobView:
-    """What a policy may know about a job.  Times in seconds, service in GPU-seconds."""
+    """What a policy may know about a job.  Times in seconds, service in GPU-seconds.
 
-    __slots__ = ("_j", "_sim")
+    The request's fields are plain attributes (read often, never changing); the state is
+    read through to the engine on each access.  Changing a view changes nothing in the engine.
+    """
+
+    __slots__ = ("_j", "_sim", "job_id", "name", "tenant", "model", "gpus", "cpus", "memory_bytes", "gpu_type",
+                 "submit_time", "request")
 
     def __init__(self, job: "_Job", sim: "Simulation"):
         self._j = job
         self._sim = sim
-
-    # --- the request
-    job_id = property(lambda self: self._j.req.job_id)
-    name = property(lambda self: self._j.req.name)
-    tenant = property(lambda self: self._j.req.tenant)
-    model = property(lambda self: self._j.req.model)
-    gpus = property(lambda self: self._j.req.gpus)
-    cpus = property(lambda self: self._j.req.cpus)
-    memory_bytes = property(lambda self: self._j.req.memory_bytes)
-    gpu_type = property(lambda self: self._j.req.gpu_type, doc="required GPU type (None = any)")
-    submit_time = property(lambda self: self._j.req.submit_time)
-    request = property(lambda self: self._j.req)
+        r = job.req
+        self.request = r
+        self.job_id = r.job_id
+        self.name = r.name
+        self.tenant = r.tenant
+        self.model = r.model
+        self.gpus = r.gpus
+        self.cpus = r.cpus
+        self.memory_bytes = r.memory_bytes
+        self.gpu_type = r.gpu_type  # required GPU type (None = any)
+        self.submit_time = r.submit_time
 
     # --- the state
     state = property(lambda self: self._j.state)

@@ -172,13 +172,16 @@ class LAS(Policy):
 
     name = "las"
     family = "dynamic"
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._run_cache: dict[int, tuple] = {}
     reference = "Gu et al., Tiresias: A GPU Cluster Manager for Distributed Deep Learning, NSDI'19"
     Config = LASConfig
 
-    def _queue(self, job) -> int:
-        a = job.attained_service
+    def _queue_of(self, attained: float) -> int:
         for k, th in enumerate(self.config.thresholds):
-            if a < th - 1e-9:
+            if attained < th - 1e-9:
                 return k
         return len(self.config.thresholds)
 
@@ -191,50 +194,77 @@ class LAS(Policy):
         return math.inf
 
     def decide(self, view):
-        cfg = self.config
-        now = view.now
-        running = view.running()
-        pending = list(view.pending())
-        if not pending:
-            return []  # nobody waits: no reason to preempt; the next arrival invokes us again
-        wake = math.inf
+        """Admit by (queue, holding GPUs first, submit time); preempt running jobs left out.
 
-        def key(job):
-            nonlocal wake
-            q = self._queue(job)
-            if cfg.promote_knob is not None and job.state == "pending" and job.last_stop_time is not None:
-                patience = cfg.promote_knob * max(job.last_stop_time - job.last_start_time, 0.0)
+        Cost per decision: O(running + pending scanned until the GPUs are spoken for).  A
+        job's threshold crossing is fixed while it runs, so the wake-up for it is requested
+        once, when it starts (a job preempted earlier makes that wake-up a no-op decision).
+        """
+        cfg = self.config
+        if view.pending_count() == 0:
+            return []  # nobody waits: no reason to preempt; the next arrival invokes us again
+        now = view.now
+        nq = len(cfg.thresholds) + 1
+        queue_of = self._queue_of
+        running = view.running()  # job-id order = submit order
+        # a running job's queue changes only when it crosses a threshold, at a time fixed
+        # when it starts: cache (queue, valid until) per (job, start time)
+        cache = self._run_cache
+        run_q: list[list] = [[] for _ in range(nq)]
+        for job in running:
+            c = cache.get(job.job_id)
+            if c is None or c[0] != job.last_start_time or now >= c[2]:
+                a = job.attained_service
+                q = queue_of(a)
+                until = (now + (cfg.thresholds[q] - a) / max(job.gpus, 1)) if (q < nq - 1 and job.state == "running") else (
+                    math.inf if q == nq - 1 else now)
+                c = cache[job.job_id] = (job.last_start_time, q, until)
+            run_q[c[1]].append(job)
+        if len(cache) > 4 * len(running) + 64:
+            live = {j.job_id for j in running}
+            self._run_cache = {k: v for k, v in cache.items() if k in live}
+        pending = list(view.pending())  # submit order
+        promote = cfg.promote_knob
+        wake = math.inf
+        pend_q: list[list] = [[] for _ in range(nq)]
+        for job in pending:
+            q = queue_of(job.executed_time * max(job.gpus, 1))
+            if promote is not None and q > 0 and job.last_stop_time is not None:
+                patience = promote * max(job.last_stop_time - job.last_start_time, 0.0)
                 if now - job.last_stop_time >= patience:
                     q = 0
                 else:
                     wake = min(wake, job.last_stop_time + patience)
-            # inside a queue, jobs holding GPUs go first: a job is preempted only for a job of a
-            # strictly higher-priority queue, never to swap two jobs of the same queue
-            return (q, 0 if job.state != "pending" else 1, job.submit_time, job.job_id)
+            pend_q[q].append(job)
 
-        order = sorted(running + tuple(pending), key=key)
-        # admit in priority order while the GPUs of the job's type suffice
         room = {t: view.capacity(t) for t in view.gpu_types}
+        any_room = sum(room.values())
         keep: set[int] = set()
         want: list = []
-        for job in order:
-            if job.gpus == 0:
-                if job.state == "pending":
-                    want.append(job)
-                else:
+        for k in range(nq):
+            for job in run_q[k]:
+                # inside a queue, jobs holding GPUs go first: a job is preempted only for a job
+                # of a strictly higher-priority queue, never to swap two jobs of the same queue
+                if job.gpus == 0:
                     keep.add(job.job_id)
-                continue
-            if job.state != "pending":
+                    continue
                 t = job.allocated_gpu_type
                 if room[t] >= job.gpus:
                     room[t] -= job.gpus
+                    any_room -= job.gpus
                     keep.add(job.job_id)
-                continue
-            for t in ([job.gpu_type] if job.gpu_type else list(room)):
-                if room.get(t, 0) >= job.gpus:
-                    room[t] -= job.gpus
+            for job in pend_q[k]:
+                if job.gpus == 0:
                     want.append(job)
-                    break
+                    continue
+                if any_room <= 0:
+                    continue
+                for t in ([job.gpu_type] if job.gpu_type else room):
+                    if room.get(t, 0) >= job.gpus:
+                        room[t] -= job.gpus
+                        any_room -= job.gpus
+                        want.append(job)
+                        break
         actions: list = []
         fm = view.free_map()
         ckpt, _ = view.preemption_costs()
@@ -248,9 +278,6 @@ class LAS(Policy):
             placed = fm.first_fit(job, cfg.consolidate, strategy)
             if placed is not None:
                 actions.append(_start(job, placed))
-                wake = min(wake, self._next_crossing(job, now))
-        for job in running:
-            if job.job_id in keep and job.state == "running":
                 wake = min(wake, self._next_crossing(job, now))
         if math.isfinite(wake):
             actions.append(Wakeup(wake))
