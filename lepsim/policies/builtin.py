@@ -18,22 +18,25 @@ def _start(job, placed) -> Start:
     return Start(job.job_id, placed)
 
 
-class QueueConfig(PolicyConfig):
+class PlacementConfig(PolicyConfig):
     placement: Literal["first_fit", "best_fit"] = Field(
         "first_fit", description="first_fit: first node that fits; best_fit: the node left with fewest free GPUs"
     )
     consolidate: Literal["prefer", "require", "none"] = Field(
         "prefer", description="prefer one node, spread when none fits; require: wait for one node; none: spread"
     )
+
+
+class QueueConfig(PlacementConfig):
     skip_blocked: bool = Field(
         False, description="let later jobs start when the head of the queue does not fit (no reservation)"
     )
 
 
 def _place_in_order(view, jobs, cfg: QueueConfig) -> list[Start]:
-    """Start jobs in the given order while they fit; stop at the first misfit unless skip_blocked."""
-    if view.free_gpus() == 0 and all(j.gpus > 0 for j in jobs[:1]) and not cfg.skip_blocked:
-        return []
+    """Start jobs in the given order while they fit; stop at the first misfit unless
+    ``skip_blocked``.  ``jobs`` may be a lazy iterator: strict order stops reading at the
+    first job that does not fit, and the scratch free map is only built when needed."""
     fm = None
     out: list[Start] = []
     strategy = "best" if cfg.placement == "best_fit" else "first"
@@ -45,9 +48,7 @@ def _place_in_order(view, jobs, cfg: QueueConfig) -> list[Start]:
                 fm = view.free_map()
             placed = fm.first_fit(job, cfg.consolidate, strategy)
         if placed is None:
-            if not cfg.skip_blocked:
-                break
-            if (fm.free_gpus() if fm else view.free_gpus()) == 0:
+            if not cfg.skip_blocked or (fm.free_gpus() if fm else view.free_gpus()) == 0:
                 break
             continue
         out.append(_start(job, placed))
@@ -76,21 +77,7 @@ class FIFO(Policy):
     def decide(self, view):
         if view.pending_count() == 0:
             return []
-        if not self.config.skip_blocked:
-            # only the queue's head matters until it fits; look lazily
-            out, fm = [], None
-            strategy = "best" if self.config.placement == "best_fit" else "first"
-            for job in view.pending():
-                if job.gpus > 0 and (fm.free_gpus(job.gpu_type) if fm else view.free_gpus(job.gpu_type)) < job.gpus:
-                    break
-                if fm is None:
-                    fm = view.free_map()
-                placed = fm.first_fit(job, self.config.consolidate, strategy)
-                if placed is None:
-                    break
-                out.append(_start(job, placed))
-            return out
-        return _place_in_order(view, list(view.pending()), self.config)
+        return _place_in_order(view, view.pending(), self.config)
 
 
 @register
@@ -119,7 +106,7 @@ class SJF(Policy):
         return _place_in_order(view, jobs, self.config)
 
 
-class LASConfig(QueueConfig):
+class LASConfig(PlacementConfig):
     thresholds: tuple[float, ...] = Field(
         (3600.0,),
         description="attained-service limits (GPU-seconds, or durations like '1h' meaning GPU-hours) between "
@@ -131,7 +118,6 @@ class LASConfig(QueueConfig):
         description="starvation guard: a job waiting longer than promote_knob x its last run time goes back to "
         "the highest queue (Tiresias' PROMOTE_KNOB); null = off",
     )
-    skip_blocked: bool = True
 
     @field_validator("thresholds", mode="before")
     @classmethod

@@ -49,6 +49,14 @@ class Spec(BaseModel):
 # distribution accepts "30min"; a GPU-count distribution takes plain numbers).
 
 
+def _check_weights(values, weights) -> None:
+    if weights is not None:
+        if len(weights) != len(values):
+            raise ValueError(f"found {len(weights)} weights for {len(values)} values, expected one weight per value")
+        if sum(weights) <= 0:
+            raise ValueError("found weights summing to 0, expected a positive sum")
+
+
 def _dist_models(Q, suffix: str):
     """Build the distribution models whose parameters are quantities of type ``Q``."""
 
@@ -65,13 +73,7 @@ def _dist_models(Q, suffix: str):
 
         @model_validator(mode="after")
         def _weights(self):
-            if self.weights is not None:
-                if len(self.weights) != len(self.values):
-                    raise ValueError(
-                        f"found {len(self.weights)} weights for {len(self.values)} values, expected one weight per value"
-                    )
-                if sum(self.weights) <= 0:
-                    raise ValueError("found weights summing to 0, expected a positive sum")
+            _check_weights(self.values, self.weights)
             return self
 
     class Uniform(Spec):
@@ -162,10 +164,7 @@ class LabelChoice(Spec):
 
     @model_validator(mode="after")
     def _weights(self):
-        if self.weights is not None and len(self.weights) != len(self.values):
-            raise ValueError("expected one weight per value")
-        if self.weights is not None and sum(self.weights) <= 0:
-            raise ValueError("found weights summing to 0, expected a positive sum")
+        _check_weights(self.values, self.weights)
         return self
 
 
