@@ -32,7 +32,13 @@ class Result:
     summary: dict
     capacity: dict
     end_time: float
+    window: tuple[float, float] = (0.0, 0.0)    # the measurement window [warm-up, end or horizon - cool-down]
     stats: dict = field(default_factory=dict)   # wall time, events/s: not written with the results
+
+    def measured_completed(self) -> pd.DataFrame:
+        """The jobs the JCT, queueing and slowdown metrics use: measured and completed."""
+        j = self.jobs
+        return j[j["measured"] & (j["status"] == "completed")]
 
     def save(self, folder: str | Path, *, formats=("parquet", "csv")) -> Path:
         """Write the run folder (atomically); see :func:`lepsim.report.run_folder.write_run`."""
@@ -106,5 +112,6 @@ def simulate(
         summary=summary,
         capacity=raw.capacity,
         end_time=raw.end_time,
+        window=window,
         stats=stats,
     )

@@ -9,32 +9,40 @@ from lepsim.rng import Streams
 from lepsim.workload.distributions import sample
 
 
+def burst_windows(gen, end: float) -> list[tuple[float, float]]:
+    """The windows (seconds, sorted) in which a burst generator runs at ``rate * factor``:
+    its windows, repeated every ``period`` if it has one, clipped to ``[gen.start, end)``."""
+    if gen.kind != "burst":
+        return []
+    period = gen.period
+    if period is not None and not math.isfinite(end):
+        raise ValueError("a periodic burst generator needs a finite end")
+    reps = 1 if period is None else int(math.ceil(end / period)) + 1
+    out = []
+    for k in range(reps):
+        off = 0.0 if period is None else k * period
+        for w in gen.windows:
+            lo, hi = max(w.start + off, gen.start), min(w.end + off, end)
+            if hi > lo:
+                out.append((float(lo), float(hi)))
+    out.sort()
+    return out
+
+
 def _segments(gen, end: float):
     """(start, stop, rate) pieces of the generator's arrival rate on [gen.start, end)."""
     if gen.kind == "poisson":
         yield gen.start, end, gen.rate
         return
-    # burst: base rate, times `factor` inside windows (optionally repeated every `period`)
-    windows = []
-    period = gen.period
-    reps = 1 if period is None else int(math.ceil(end / period)) + 1 if math.isfinite(end) else 1
-    for k in range(reps):
-        off = 0.0 if period is None else k * period
-        windows.extend((w.start + off, w.end + off) for w in gen.windows)
-    windows.sort()
     t = gen.start
-    for ws, we in windows:
+    for ws, we in burst_windows(gen, end):
         if we <= t:
-            continue
-        if ws >= end:
-            break
+            continue  # overlapping windows: the rate is raised once, not twice
         ws = max(ws, t)
         if ws > t:
             yield t, ws, gen.rate
-        yield ws, min(we, end), gen.rate * gen.factor
-        t = min(we, end)
-        if t >= end:
-            return
+        yield ws, we, gen.rate * gen.factor
+        t = we
     if t < end:
         yield t, end, gen.rate
 
