@@ -34,6 +34,7 @@ class Result:
     end_time: float
     window: tuple[float, float] = (0.0, 0.0)    # the measurement window [warm-up, end or horizon - cool-down]
     stats: dict = field(default_factory=dict)   # wall time, events/s: not written with the results
+    warnings: list = field(default_factory=list)  # problems that did not stop the run (skipped trace rows)
 
     def measured_completed(self) -> pd.DataFrame:
         """The jobs the JCT, queueing and slowdown metrics use: measured and completed."""
@@ -114,4 +115,5 @@ def simulate(
         end_time=raw.end_time,
         window=window,
         stats=stats,
+        warnings=list(parts.warnings),
     )

@@ -21,6 +21,7 @@ class Parts:
     jobs: list
     policy: object
     cost_model: object
+    warnings: list  # Problems that did not stop the run (skipped trace rows)
 
 
 def make_cost_model(scenario, catalog, base_dir):
@@ -80,8 +81,9 @@ def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, po
         cost = CostModel()
 
     jobs: list = []
+    warnings: list[Problem] = []
     if not cluster_problems:
-        jobs, job_problems = build_jobs(scenario, catalog, nodes, base_dir, seed=seed)
+        jobs, job_problems, warnings = build_jobs(scenario, catalog, nodes, base_dir, seed=seed)
         for p in job_problems:
             if isinstance(p, Problem):
                 problems.append(p)
@@ -107,4 +109,4 @@ def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, po
             add("workload", "found no jobs (every source was empty within the horizon), expected at least one job")
     if problems:
         return None, problems
-    return Parts(nodes, jobs, pol, cost), []
+    return Parts(nodes, jobs, pol, cost, warnings), []

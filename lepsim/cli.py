@@ -44,7 +44,11 @@ def _parse_params(items: list[str]) -> dict:
         if "=" not in it:
             raise ValueError(f"--param {it!r}: expected KEY=VALUE")
         k, v = it.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        try:
+            out[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ValueError(f"--param {it!r}: the value is not valid YAML ({first})") from None
     return out
 
 
@@ -146,6 +150,8 @@ def cmd_run(args) -> int:
         return _report_scenario_error(e)
     except PolicyError as e:
         return _err(f"lepsim: policy error: {e}")
+    for w in result.warnings:
+        sys.stderr.write(f"warning: {w}\n")
     result.save(out)
     st = result.stats
     console.print(summary_table([result.summary], title=f"{name} · {result.policy} · seed {result.seed}"))

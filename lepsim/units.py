@@ -66,8 +66,9 @@ _SIZE_PREFIX = {
     "Ti": 1024.0**4,
     "Pi": 1024.0**5,
 }
-_SIZE_RE = re.compile(rf"^\s*({_NUM})\s*([kKMGTP]i?|)([Bb])\s*$")
-_BW_RE = re.compile(rf"^\s*({_NUM})\s*([kKMGTP]i?|)(B/s|b/s|bps|Bps)\s*$")
+_PREFIX_RE = r"(Ki|Mi|Gi|Ti|Pi|[kKMGTP]|)"
+_SIZE_RE = re.compile(rf"^\s*({_NUM})\s*{_PREFIX_RE}([Bb])\s*$")
+_BW_RE = re.compile(rf"^\s*({_NUM})\s*{_PREFIX_RE}(B/s|b/s|bps|Bps)\s*$")
 _RATE_RE = re.compile(rf"^\s*({_NUM})\s*/\s*({_NUM})?\s*([a-zµ]+)\s*$", re.IGNORECASE)
 
 _DURATION_HELP = "a duration such as 90s, 250ms, 30min, 6h or 1.5d"

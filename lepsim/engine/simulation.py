@@ -148,6 +148,7 @@ class Simulation:
         self._next_arrival = 0
         self._done = 0
         self._pass_pending = False
+        self._wakeups: set[float] = set()
         self._view = ClusterView(self)
 
         # --- records
@@ -354,6 +355,7 @@ class Simulation:
             j.state = CHECKPOINTING
             j.phase_since = now
             self._at(self._checkpoint, P_PHASE, self._checkpointed, a.job_id, j.version)
+            self._mark_timeline()
         else:
             self._requeue(j)
 
@@ -435,9 +437,15 @@ class Simulation:
             elif isinstance(a, Wakeup):
                 if not math.isfinite(a.at) or a.at < self.env.now:
                     raise PolicyError(f"{self.policy.name}: Wakeup at {a.at} is in the past (now {self.env.now})")
-                self._at(a.at - self.env.now, P_WAKEUP, self._request_pass)
+                if a.at not in self._wakeups:  # one wake-up per distinct time
+                    self._wakeups.add(a.at)
+                    self._at(a.at - self.env.now, P_WAKEUP, self._wake, a.at)
             else:
                 raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt or Wakeup")
+
+    def _wake(self, at: float) -> None:
+        self._wakeups.discard(at)
+        self._request_pass()
 
     def _tick(self) -> None:
         if self._done < len(self._jobs):

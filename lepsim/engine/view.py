@@ -5,6 +5,7 @@ tuples; :meth:`ClusterView.free_map` gives a policy a private scratch copy to pl
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Iterator
 
 from lepsim.policies.placement import FreeMap
@@ -44,6 +45,7 @@ class JobView:
     state = property(lambda self: self._j.state)
     allocated_gpus = property(lambda self: self._j.gpus, doc="global GPU ids held now (empty when pending)")
     allocated_gpu_type = property(lambda self: self._j.alloc_type)
+    allocated_nodes = property(lambda self: self._j.node_shares, doc="((node index, GPUs used there), ...) held now")
     preemptions = property(lambda self: self._j.preemptions)
     last_start_time = property(lambda self: self._j.last_start, doc="when it last got GPUs (None: never)")
     last_stop_time = property(lambda self: self._j.last_stop, doc="when it was last preempted (None: never)")
@@ -72,8 +74,11 @@ class JobView:
         done = j.work_done
         if j.state == RUNNING:
             done += j.rate * (self._sim.env.now - j.run_since)
-        rate = j.rate if j.state == RUNNING else j.work_total / j.isolated_runtime
-        return max(j.work_total - done, 0.0) / rate
+        rate = j.rate if j.state == RUNNING else (j.work_total / j.isolated_runtime if j.isolated_runtime > 0 else 0.0)
+        remaining = max(j.work_total - done, 0.0)
+        if remaining == 0.0:
+            return 0.0
+        return remaining / rate if rate > 0 else math.inf
 
     def __repr__(self) -> str:
         return f"JobView(id={self.job_id}, name={self.name!r}, gpus={self.gpus}, state={self.state})"

@@ -48,7 +48,7 @@ def _place_in_order(view, jobs, cfg: QueueConfig) -> list[Start]:
                 fm = view.free_map()
             placed = fm.first_fit(job, cfg.consolidate, strategy)
         if placed is None:
-            if not cfg.skip_blocked or (fm.free_gpus() if fm else view.free_gpus()) == 0:
+            if not cfg.skip_blocked:
                 break
             continue
         out.append(_start(job, placed))
@@ -158,12 +158,17 @@ class LAS(Policy):
 
     name = "las"
     family = "dynamic"
+    reference = "Gu et al., Tiresias: A GPU Cluster Manager for Distributed Deep Learning, NSDI'19"
+    Config = LASConfig
 
     def __init__(self, config=None):
         super().__init__(config)
         self._run_cache: dict[int, tuple] = {}
-    reference = "Gu et al., Tiresias: A GPU Cluster Manager for Distributed Deep Learning, NSDI'19"
-    Config = LASConfig
+        # promoted jobs count their attained service from the promotion on (as if reset)
+        self._promoted: dict[int, float] = {}
+
+    def _attained(self, job) -> float:
+        return job.attained_service - self._promoted.get(job.job_id, 0.0)
 
     def _queue_of(self, attained: float) -> int:
         for k, th in enumerate(self.config.thresholds):
@@ -173,7 +178,7 @@ class LAS(Policy):
 
     def _next_crossing(self, job, now: float) -> float:
         """When a job running from ``now`` on reaches its next threshold (inf: never)."""
-        a = job.attained_service
+        a = self._attained(job)
         for th in self.config.thresholds:
             if a < th - 1e-9:
                 return now + (th - a) / max(job.gpus, 1)
@@ -183,8 +188,9 @@ class LAS(Policy):
         """Admit by (queue, holding GPUs first, submit time); preempt running jobs left out.
 
         Cost per decision: O(running + pending scanned until the GPUs are spoken for).  A
-        job's threshold crossing is fixed while it runs, so the wake-up for it is requested
-        once, when it starts (a job preempted earlier makes that wake-up a no-op decision).
+        running job's next threshold crossing is fixed while it runs; it is cached per
+        (job, start) and the policy asks to be woken at the earliest one (the engine keeps
+        one wake-up per distinct time).
         """
         cfg = self.config
         if view.pending_count() == 0:
@@ -192,6 +198,7 @@ class LAS(Policy):
         now = view.now
         nq = len(cfg.thresholds) + 1
         queue_of = self._queue_of
+        wake = math.inf
         running = view.running()  # job-id order = submit order
         # a running job's queue changes only when it crosses a threshold, at a time fixed
         # when it starts: cache (queue, valid until) per (job, start time)
@@ -200,25 +207,27 @@ class LAS(Policy):
         for job in running:
             c = cache.get(job.job_id)
             if c is None or c[0] != job.last_start_time or now >= c[2]:
-                a = job.attained_service
+                a = self._attained(job)
                 q = queue_of(a)
                 until = (now + (cfg.thresholds[q] - a) / max(job.gpus, 1)) if (q < nq - 1 and job.state == "running") else (
                     math.inf if q == nq - 1 else now)
                 c = cache[job.job_id] = (job.last_start_time, q, until)
             run_q[c[1]].append(job)
+            if c[2] > now:
+                wake = min(wake, c[2])
         if len(cache) > 4 * len(running) + 64:
             live = {j.job_id for j in running}
             self._run_cache = {k: v for k, v in cache.items() if k in live}
         pending = list(view.pending())  # submit order
         promote = cfg.promote_knob
-        wake = math.inf
         pend_q: list[list] = [[] for _ in range(nq)]
         for job in pending:
-            q = queue_of(job.executed_time * max(job.gpus, 1))
+            q = queue_of(self._attained(job))
             if promote is not None and q > 0 and job.last_stop_time is not None:
                 patience = promote * max(job.last_stop_time - job.last_start_time, 0.0)
                 if now - job.last_stop_time >= patience:
-                    q = 0
+                    q = 0  # starving: back to the highest queue, attained service counted anew
+                    self._promoted[job.job_id] = job.attained_service
                 else:
                     wake = min(wake, job.last_stop_time + patience)
             pend_q[q].append(job)
@@ -253,7 +262,7 @@ class LAS(Policy):
                         break
         actions: list = []
         fm = view.free_map()
-        ckpt, _ = view.preemption_costs()
+        ckpt, restore = view.preemption_costs()
         for job in running:
             if job.job_id not in keep:
                 actions.append(Preempt(job.job_id))
@@ -264,7 +273,8 @@ class LAS(Policy):
             placed = fm.first_fit(job, cfg.consolidate, strategy)
             if placed is not None:
                 actions.append(_start(job, placed))
-                wake = min(wake, self._next_crossing(job, now))
+                # a resumed job restores before it progresses
+                wake = min(wake, self._next_crossing(job, now + (restore if job.preemptions else 0.0)))
         if math.isfinite(wake):
             actions.append(Wakeup(wake))
         return actions

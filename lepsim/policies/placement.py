@@ -110,6 +110,9 @@ class FreeMap:
         cpg = job.cpus / n if n else job.cpus
         mpg = job.memory_bytes / n if n else job.memory_bytes
         if n == 0:
+            for i, _ in job.allocated_nodes:
+                self.cpus[i] += cpg
+                self.mem[i] += mpg
             return
         per_node: dict[int, list[int]] = {}
         for g in job.allocated_gpus:

@@ -16,6 +16,7 @@ from lepsim.policies.base import Policy
 ENTRY_POINT_GROUP = "lepsim.policies"
 _REGISTRY: dict[str, type[Policy]] = {}
 _entry_points_loaded = False
+_BROKEN: dict[str, str] = {}  # entry-point policies that failed to load: name -> why
 
 
 def register(cls: type[Policy]) -> type[Policy]:
@@ -35,10 +36,15 @@ def _load_entry_points() -> None:
         return
     _entry_points_loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        if not getattr(cls, "name", None):
-            cls.name = ep.name
-        register(cls)
+        try:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Policy)):
+                raise TypeError(f"{ep.value} is not a lepsim Policy subclass")
+            if not getattr(cls, "name", None):
+                cls.name = ep.name
+            register(cls)
+        except Exception as e:  # a broken third-party package must not break the others
+            _BROKEN[ep.name] = f"entry point {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}"
 
 
 def _builtins() -> None:
@@ -58,7 +64,15 @@ def get(name: str) -> type[Policy]:
     try:
         return pols[name]
     except KeyError:
+        if name in _BROKEN:
+            raise KeyError(_BROKEN[name]) from None
         raise KeyError(f"unknown policy {name!r}; expected one of: {', '.join(pols)}") from None
+
+
+def broken() -> dict[str, str]:
+    """Entry-point policies that failed to load, with the reason."""
+    available()
+    return dict(_BROKEN)
 
 
 def make(name: str, params: dict | None = None) -> Policy:

@@ -49,7 +49,7 @@ def _v(name: str) -> str:
         return "not installed"
 
 
-def manifest(result) -> dict:
+def manifest(result, formats=("parquet", "csv")) -> dict:
     sc = result.scenario
     src = sc._source
     return {
@@ -60,11 +60,13 @@ def manifest(result) -> dict:
         "seed": result.seed,
         "versions": versions(),
         "files": {
-            "jobs": "one row per job (jobs.parquet, jobs.csv)",
-            "intervals": "one row per allocation phase: run, restore, checkpoint (intervals.parquet)",
-            "timeline": "allocated GPUs, running and pending jobs after every change (timeline.parquet, timeline.csv)",
-            "events": "arrive/start/preempt/complete events (events.parquet)",
-            "summary": "summary.json; formulas in docs/metrics.md",
+            **{name: {"content": what, "formats": [f"{name}.{f}" for f in formats]} for name, what in (
+                ("jobs", "one row per job"),
+                ("intervals", "one row per allocation phase: run, restore, checkpoint"),
+                ("timeline", "allocated GPUs, running and pending jobs after every change"),
+                ("events", "arrive/start/preempt/complete events"),
+            )},
+            "summary": {"content": "summary metrics; formulas in docs/metrics.md", "formats": ["summary.json"]},
         },
         "scenario": sc.model_dump(mode="json"),
     }
@@ -80,10 +82,10 @@ def write_run(result, folder: Path, *, formats=("parquet", "csv")) -> Path:
         for name, df in tables.items():
             if "parquet" in formats:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
-            if "csv" in formats and name in ("jobs", "timeline"):
+            if "csv" in formats:
                 df.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
         (tmp / "summary.json").write_text(dumps(result.summary))
-        (tmp / "manifest.json").write_text(dumps(manifest(result)))
+        (tmp / "manifest.json").write_text(dumps(manifest(result, formats)))
         if folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
             os.rmdir(old)

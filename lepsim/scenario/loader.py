@@ -1,10 +1,11 @@
 """Load a scenario file: YAML → validated, frozen :class:`Scenario`, with precise errors.
 
 Every problem found is reported at once as ``FILE:LINE: field.path: what was found, what
-was expected`` (:class:`lepsim.errors.ScenarioError`).  Checks that need the hardware
-catalog, the policy registry, the cost model or the trace files run after the schema
-validates, so one run reports schema errors, unknown GPU types, unknown policies, bad policy
-parameters, jobs that can never fit and bad trace rows together.
+was expected`` (:class:`lepsim.errors.ScenarioError`).  Two stages: first the YAML and the
+schema (all schema errors together); when the schema holds, the checks that need the
+hardware catalog, the policy registry, the cost model and the trace files (unknown GPU
+types and templates, unknown policies, bad policy parameters, jobs that can never fit, bad
+trace rows — again all together).
 """
 from __future__ import annotations
 
@@ -152,11 +153,16 @@ def pydantic_problems(src: _Source, err: ValidationError, *, prefix: Loc = (), m
     data = src.data if data is None else data
     out: list[Problem] = []
     seen: set = set()
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    for e in errors:
         loc = tuple(e["loc"])
         path = prefix + _data_path(data, loc)
         etype = e["type"]
         msg = e["msg"]
+        if etype == "too_short" and isinstance(e.get("input"), (list, tuple)) and e["input"] and any(
+            tuple(o["loc"][: len(loc)]) == loc and len(o["loc"]) > len(loc) for o in errors
+        ):
+            continue  # a non-empty list whose items failed: the items' errors say why
         if etype == "extra_forbidden":
             fields = _fields_at(model, loc[:-1])
             exp = f"one of: {', '.join(fields)}" if fields else "a documented key (see `lepsim schema`)"
@@ -218,13 +224,60 @@ def load_scenario(path: str | Path, *, catalog=None, check: bool = True) -> Scen
     try:
         scenario = Scenario.model_validate(src.data)
     except ValidationError as e:
-        raise ScenarioError(pydantic_problems(src, e)) from None
+        problems = pydantic_problems(src, e)
+        if check:
+            seen = {p.path for p in problems}
+            problems += [p for p in _raw_checks(src, catalog) if p.path not in seen]
+            problems.sort(key=lambda p: (p.line or 0, p.path))
+        raise ScenarioError(problems) from None
     scenario._source = (str(p.resolve().parent), display)
     if check:
         problems = check_scenario(scenario, catalog=catalog, src=src)
         if problems:
             raise ScenarioError(problems)
     return scenario
+
+
+def _raw_checks(src: _Source, catalog) -> list[Problem]:
+    """Name checks that do not need a valid schema (policy, GPU types, node templates), so
+    that a file with schema errors also learns about these in the same run."""
+    from lepsim.hardware import default_catalog
+    from lepsim.policies import registry
+
+    catalog = catalog or default_catalog()
+    data = src.data
+    out: list[Problem] = []
+
+    def get(d, *keys):
+        for k in keys:
+            if isinstance(d, dict) and k in d:
+                d = d[k]
+            elif isinstance(d, list) and isinstance(k, int) and k < len(d):
+                d = d[k]
+            else:
+                return None
+        return d
+
+    pol = get(data, "scheduler", "policy")
+    if isinstance(pol, str) and pol not in registry.available():
+        out.append(src.problem(("scheduler", "policy"), f"found {pol!r}, expected a policy: {', '.join(registry.available())}"))
+    gpus = ", ".join(catalog.known_gpu_names())
+    pools = get(data, "cluster", "pools")
+    for i, pool in enumerate(pools if isinstance(pools, list) else []):
+        t = get(pool, "gpu_type")
+        if isinstance(t, str) and catalog.gpu_name(t) is None:
+            out.append(src.problem(("cluster", "pools", i, "gpu_type"), f"found {t!r}, expected a GPU type: {gpus}"))
+        tpl = get(pool, "template")
+        if isinstance(tpl, str) and tpl not in catalog.nodes:
+            out.append(src.problem(("cluster", "pools", i, "template"),
+                                   f"found {tpl!r}, expected a node template: {', '.join(sorted(catalog.nodes))}"))
+    for section in ("jobs", "generators"):
+        items = get(data, "workload", section)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            t = get(item, "gpu_type")
+            if isinstance(t, str) and catalog.gpu_name(t) is None:
+                out.append(src.problem(("workload", section, i, "gpu_type"), f"found {t!r}, expected a GPU type: {gpus}"))
+    return out
 
 
 def scenario_base(scenario: Scenario) -> tuple[Path, str]:

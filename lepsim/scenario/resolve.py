@@ -12,7 +12,7 @@ from pathlib import Path
 from lepsim.errors import Problem
 from lepsim.hardware import Catalog
 from lepsim.rng import Streams
-from lepsim.workload.distributions import support_max
+from lepsim.workload.distributions import support_max, support_min
 from lepsim.workload.generators import generate
 from lepsim.workload.jobs import JobRequest
 from lepsim.workload.traces import read_trace
@@ -138,12 +138,14 @@ def _usable_gpus(n: NodeInfo, cpus_per_gpu: float, mem_per_gpu: float) -> int:
 def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path, seed: int | None = None):
     """All job requests of a scenario, in submit order, with ids; plus problems.
 
-    Problems are ``(path, message)`` for scenario fields, or :class:`Problem` for trace rows.
+    Problems are ``(path, message)`` for scenario fields, or :class:`Problem` for trace rows;
+    warnings are the trace rows skipped with ``skip_bad_rows``.
     """
     wl = scenario.workload
     sim = scenario.simulation
     streams = Streams(sim.seed if seed is None else seed)
     problems: list = []
+    warnings: list[Problem] = []  # skipped trace rows
     raw: list[tuple] = []  # (submit, source_rank, seq, fields)
     cpg_default, mpg_default = wl.defaults.cpus_per_gpu, wl.defaults.memory_per_gpu
 
@@ -171,13 +173,25 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
             problems.append((path, "found neither end nor count and no simulation.horizon, expected a bound on arrivals"))
             continue
         gmax = support_max(g.gpus)
-        if math.isfinite(gmax):
-            cpg = g.cpus_per_gpu if g.cpus_per_gpu is not None else cpg_default
-            mpg = g.memory_per_gpu if g.memory_per_gpu is not None else mpg_default
-            why = fit_problem(int(round(gmax)), round(gmax) * cpg, round(gmax) * mpg, gt, nodes)
-            if why:
-                problems.append((path + ".gpus", f"can generate a job that {why}"))
-                continue
+        if not math.isfinite(gmax):
+            problems.append((path + ".gpus", f"found an unbounded {g.gpus.dist} distribution, expected a bounded one "
+                             "(constant, choice, uniform, bounded_pareto, or lognormal with max)"))
+            continue
+        if support_min(g.gpus) < 0:
+            problems.append((path + ".gpus", "can generate negative GPU counts, expected values >= 0"))
+            continue
+        size = g.duration if g.duration is not None else g.iterations
+        # (exponential-family and log-normal draws are > 0 even where support_min says 0)
+        if support_min(size) <= 0 and size.dist in ("constant", "choice", "uniform"):
+            what = "duration" if g.duration is not None else "iterations"
+            problems.append((f"{path}.{what}", f"can generate {what} <= 0, expected values > 0"))
+            continue
+        cpg = g.cpus_per_gpu if g.cpus_per_gpu is not None else cpg_default
+        mpg = g.memory_per_gpu if g.memory_per_gpu is not None else mpg_default
+        why = fit_problem(int(round(gmax)), round(gmax) * cpg, round(gmax) * mpg, gt, nodes)
+        if why:
+            problems.append((path + ".gpus", f"can generate a job that {why}"))
+            continue
         cols = generate(g, i, streams, sim.horizon, wl.defaults)
         name = g.name or f"gen{i}"
         for k in range(len(cols["submit"])):
@@ -195,8 +209,9 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
             p = base_dir / p
         rows, bad = read_trace(p, src, src.path)
         if bad and not src.skip_bad_rows:
-            problems.extend(bad)
-            continue
+            problems.extend(bad)  # and still check the good rows below, to report everything
+        else:
+            warnings.extend(Problem(b.file, b.line, b.path, b.message + " (row skipped)") for b in bad)
         cpg = src.cpus_per_gpu if src.cpus_per_gpu is not None else cpg_default
         mpg = src.memory_per_gpu if src.memory_per_gpu is not None else mpg_default
         for k, r in enumerate(rows):
@@ -228,4 +243,4 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
 
     raw.sort(key=lambda r: (r[0], r[1], r[2]))
     jobs = [JobRequest(job_id=n, submit_time=r[0], **r[3]) for n, r in enumerate(raw)]
-    return jobs, problems
+    return jobs, problems, warnings

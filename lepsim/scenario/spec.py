@@ -57,14 +57,20 @@ def _check_weights(values, weights) -> None:
             raise ValueError("found weights summing to 0, expected a positive sum")
 
 
+class _DistSpec(Spec):
+    # built on first use, after _dist_models has given each class its final name (the name
+    # that the JSON Schema shows)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
 def _dist_models(Q, suffix: str):
     """Build the distribution models whose parameters are quantities of type ``Q``."""
 
-    class Constant(Spec):
+    class Constant(_DistSpec):
         dist: Literal["constant"]
         value: Q
 
-    class Choice(Spec):
+    class Choice(_DistSpec):
         """Pick one of ``values`` with probabilities ``weights`` (default: uniform)."""
 
         dist: Literal["choice"]
@@ -76,7 +82,7 @@ def _dist_models(Q, suffix: str):
             _check_weights(self.values, self.weights)
             return self
 
-    class Uniform(Spec):
+    class Uniform(_DistSpec):
         dist: Literal["uniform"]
         low: Q
         high: Q
@@ -87,18 +93,18 @@ def _dist_models(Q, suffix: str):
                 raise ValueError(f"found low={self.low} > high={self.high}, expected low <= high")
             return self
 
-    class Exponential(Spec):
+    class Exponential(_DistSpec):
         dist: Literal["exponential"]
         mean: Annotated[Q, Field(gt=0)]
 
-    class Erlang(Spec):
+    class Erlang(_DistSpec):
         """Sum of ``k`` exponentials; squared coefficient of variation 1/k."""
 
         dist: Literal["erlang"]
         k: Annotated[int, Field(ge=1)]
         mean: Annotated[Q, Field(gt=0)]
 
-    class Hyperexponential(Spec):
+    class Hyperexponential(_DistSpec):
         """Exponential with mean ``means[i]`` chosen with probability ``probs[i]``."""
 
         dist: Literal["hyperexponential"]
@@ -113,7 +119,7 @@ def _dist_models(Q, suffix: str):
                 raise ValueError(f"found probabilities summing to {sum(self.probs):g}, expected 1")
             return self
 
-    class Lognormal(Spec):
+    class Lognormal(_DistSpec):
         """Log-normal with the given ``median`` (= exp(mu)) and log-space ``sigma``."""
 
         dist: Literal["lognormal"]
@@ -122,7 +128,7 @@ def _dist_models(Q, suffix: str):
         min: Q | None = None
         max: Q | None = None
 
-    class BoundedPareto(Spec):
+    class BoundedPareto(_DistSpec):
         """Pareto with shape ``alpha`` truncated to [low, high] (heavy-tailed job sizes)."""
 
         dist: Literal["bounded_pareto"]
@@ -146,7 +152,8 @@ def _dist_models(Q, suffix: str):
             return {"dist": "constant", "value": v}
         return v
 
-    return Annotated[union, BeforeValidator(scalar_to_constant)]
+    # the JSON Schema shows both forms: a bare value (a constant) or a distribution mapping
+    return Annotated[union, BeforeValidator(scalar_to_constant, json_schema_input_type=Union[float, str, union])]
 
 
 DurationDist = _dist_models(Duration, "Duration")
@@ -357,14 +364,36 @@ class Scenario(Spec):
     _source: tuple[str, str] | None = PrivateAttr(None)
 
     def with_overrides(self, *, policy: str | None = None, params: dict | None = None, seed: int | None = None) -> "Scenario":
-        """A copy with another policy/params/seed (the engine never mutates a spec)."""
-        sched = self.scheduler
+        """A validated copy with another policy/params/seed (the engine never mutates a spec).
+
+        Raises :class:`lepsim.errors.ScenarioError` when an override is invalid (e.g. a
+        negative seed); the policy name and parameters are checked when the copy is built
+        into a simulation (or by :func:`lepsim.scenario.loader.check_scenario`).
+        """
+        from pydantic import ValidationError
+
+        from lepsim.errors import Problem, ScenarioError
+
+        sched = self.scheduler.model_dump()
         if policy is not None:
-            sched = sched.model_copy(update={"policy": policy, "params": dict(params or {})})
+            sched.update(policy=policy, params=dict(params or {}))
         elif params is not None:
-            sched = sched.model_copy(update={"params": dict(params)})
-        sim = self.simulation if seed is None else self.simulation.model_copy(update={"seed": int(seed)})
-        return self.model_copy(update={"scheduler": sched, "simulation": sim})
+            sched.update(params=dict(params))
+        sim = self.simulation.model_dump()
+        if seed is not None:
+            sim["seed"] = seed
+        try:
+            new = self.model_copy(update={"scheduler": SchedulerSpec.model_validate(sched),
+                                          "simulation": SimulationSpec.model_validate(sim)})
+        except ValidationError as e:
+            file = self._source[1] if self._source else "<scenario>"
+            raise ScenarioError([
+                Problem(file, None, ".".join(["scheduler" if err["loc"][0] in SchedulerSpec.model_fields else "simulation",
+                                              *map(str, err["loc"])]),
+                        f"found {err.get('input')!r} (an override), expected {err['msg'].removeprefix('Input should be ')}")
+                for err in e.errors(include_url=False)
+            ]) from None
+        return new
 
 
 LabelChoice.model_rebuild()
