@@ -43,6 +43,8 @@ __all__ = [
     "intensity_ratio",
     "fit_intensity",
     "fit_intensities",
+    "intensity_bounds",
+    "ratio_band",
     "llm_token_ops",
     "attention_prefill",
     "attention_decode",
@@ -157,12 +159,19 @@ def intensity_ratio(intensity: float, src: Roof, tgt: Roof) -> float:
     return (intensity / tgt.flops + 1.0 / tgt.bandwidth) / (intensity / src.flops + 1.0 / src.bandwidth)
 
 
-def fit_intensity(pairs: Sequence[tuple[float, float, Roof, Roof]]) -> float:
+def ratio_band(src: Roof, tgt: Roof) -> tuple[float, float]:
+    """(min, max) of the time ratio tgt/src any roofline workload can have: the peak-FLOP
+    ratio and the bandwidth ratio (:func:`intensity_ratio` is a weighted mean of the two)."""
+    a, b = src.flops / tgt.flops, src.bandwidth / tgt.bandwidth
+    return min(a, b), max(a, b)
+
+
+def fit_intensity(pairs: Sequence[tuple[float, float, Roof, Roof]], bounds: tuple[float, float] | None = None) -> float:
     """Effective intensity ``I`` (FLOP/byte) that best explains measured cross-GPU time ratios.
 
     ``pairs``: (time on GPU a, time on GPU b, roof of a, roof of b) for the same work.
-    Minimises the squared log-ratio error over ``I`` in [1e-3, 1e6] FLOP/byte (bounded
-    scalar search; deterministic).
+    Minimises the squared log-ratio error over ``I`` within ``bounds`` (default:
+    :func:`intensity_bounds` of the pairs' roofs; bounded scalar search; deterministic).
     """
     from scipy.optimize import minimize_scalar
 
@@ -174,11 +183,34 @@ def fit_intensity(pairs: Sequence[tuple[float, float, Roof, Roof]]) -> float:
         i = math.exp(u)
         return sum((lr - math.log(intensity_ratio(i, ra, rb))) ** 2 for lr, ra, rb in data)
 
-    res = minimize_scalar(loss, bounds=(math.log(1e-3), math.log(1e6)), method="bounded", options={"xatol": 1e-6})
+    if bounds is None:
+        bounds = intensity_bounds([ra for _, ra, _ in data] + [rb for _, _, rb in data])
+    res = minimize_scalar(loss, bounds=(math.log(bounds[0]), math.log(bounds[1])), method="bounded", options={"xatol": 1e-6})
     return float(math.exp(res.x))
 
 
-def fit_intensities(observations, reference: str | None = None) -> tuple[dict, dict]:
+INTENSITY_BOUND_FACTOR = 10.0
+
+
+def intensity_bounds(roofs: Sequence[Roof], factor: float = INTENSITY_BOUND_FACTOR) -> tuple[float, float]:
+    """The range of effective intensities that calibration GPUs ``roofs`` can tell apart.
+
+    Ratios between GPUs depend on ``I`` only near their ridge points: far above every ridge
+    all work is compute-bound and the ratios are the peak-FLOP ratios whatever ``I`` is; far
+    below every ridge they are the bandwidth ratios.  A fit that runs off to 1e6 (or 1e-3)
+    FLOP/byte is therefore *unidentifiable*, not a measurement.  The bounds are
+    ``[min ridge / factor, max ridge * factor]``: at ``max ridge * factor`` at least
+    ``factor / (factor + 1)`` (91 % for 10) of every calibration GPU's roofline time is the
+    compute term, so more intensity changes no ratio among them by more than that margin.
+    """
+    ridges = [r.ridge for r in roofs]
+    if not ridges:
+        raise ValueError("no roofs")
+    return min(ridges) / factor, max(ridges) * factor
+
+
+def fit_intensities(observations, reference: str | None = None,
+                    bounds: tuple[float, float] | None = None) -> tuple[dict, dict]:
     """Joint fit of per-workload intensities and per-GPU efficiency factors.
 
     Model: ``t[w, g] = B_w * (I_w / P_g + 1 / W_g) / eta_g`` — workload ``w`` moves ``B_w``
@@ -187,7 +219,8 @@ def fit_intensities(observations, reference: str | None = None) -> tuple[dict, d
     (default: the GPU with the most observations).
 
     ``observations``: (workload, gpu_a, gpu_b, t_a, t_b, roof_a, roof_b).  Least squares on
-    ``log(t_b / t_a)``; intensities bounded to [1e-3, 1e6] FLOP/byte.  Returns
+    ``log(t_b / t_a)``; intensities bounded to ``bounds`` (default: :func:`intensity_bounds`
+    of the observed GPUs' roofs).  Returns
     ``({workload: I}, {gpu: eta})``.  Deterministic.
     """
     from scipy.optimize import least_squares
@@ -215,9 +248,12 @@ def fit_intensities(observations, reference: str | None = None) -> tuple[dict, d
         model = np.log((inten / pb + 1 / bb) / (inten / pa + 1 / ba)) + le[ia] - le[ib]
         return model - y
 
-    lo = np.r_[np.full(len(works), math.log(1e-3)), np.full(len(free), -5.0)]
-    hi = np.r_[np.full(len(works), math.log(1e6)), np.full(len(free), 5.0)]
-    x0 = np.r_[np.full(len(works), math.log(10.0)), np.zeros(len(free))]
+    if bounds is None:
+        bounds = intensity_bounds([o[5] for o in obs] + [o[6] for o in obs])
+    i_lo, i_hi = float(bounds[0]), float(bounds[1])
+    lo = np.r_[np.full(len(works), math.log(i_lo)), np.full(len(free), -5.0)]
+    hi = np.r_[np.full(len(works), math.log(i_hi)), np.full(len(free), 5.0)]
+    x0 = np.r_[np.full(len(works), math.log(min(max(10.0, i_lo * 1.01), i_hi / 1.01))), np.zeros(len(free))]
     r = least_squares(resid, x0, bounds=(lo, hi), method="trf")
     intens = {w: float(math.exp(r.x[wi[w]])) for w in works}
     etas = {reference: 1.0, **{g: float(math.exp(r.x[gi[g]])) for g in free}}

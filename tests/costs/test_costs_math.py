@@ -167,3 +167,18 @@ def test_fit_intensities_recovers_synthetic():
         assert got_e[g] == pytest.approx(v, rel=1e-4)
     one = fit_intensity([(t[("w2", "g1")], t[("w2", "g3")] * eta["g3"] / eta["g1"], roofs["g1"], roofs["g3"])])
     assert one == pytest.approx(80.0, rel=1e-3)
+
+
+def test_intensity_bounds_and_ratio_band():
+    from lepsim.costs.roofline import intensity_bounds, ratio_band
+
+    a = Roof(flops=100e12, bandwidth=1e12)            # ridge 100
+    b = Roof(flops=300e12, bandwidth=2e12)            # ridge 150
+    assert intensity_bounds([a, b]) == pytest.approx((10.0, 1500.0))
+    assert ratio_band(a, b) == pytest.approx((1 / 3, 1 / 2))
+    assert ratio_band(b, a) == pytest.approx((2.0, 3.0))
+    # an unidentifiable workload (times scale exactly by the peak ratio) fits at the upper bound
+    obs = [("w", "a", "b", 3.0, 1.0, a, b), ("v", "a", "b", 2.0, 1.0, a, b), ("v", "a", "b", 2.0, 1.0, a, b)]
+    got, _ = fit_intensities(obs, reference="a")
+    assert got["w"] == pytest.approx(1500.0, rel=1e-6)
+    assert got["v"] == pytest.approx(10.0, rel=1e-6)

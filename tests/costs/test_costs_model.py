@@ -181,3 +181,55 @@ def test_colocation_measured_pairs(cm):
     assert t == pytest.approx(1 / pair[0])
     with pytest.raises(MissingProfile):
         cm.colocated_iteration_time("resnet18", "bert", "V100", 1, 16, 8)
+
+
+# ------------------------------------------------------------------ physical bounds of extrapolation
+def test_extrapolated_ratio_within_peak_and_bandwidth_ratios(cm):
+    """Every extrapolated (trainable model, GPU) pair: the time ratio target/source lies
+    between the peak-FLOP and bandwidth ratios of the two GPUs at the model's precision."""
+    from lepsim.costs.roofline import roof_for
+
+    checked = 0
+    for m in sorted(cm._train_devices):
+        for g in cm.catalog.known_gpu_names():
+            if not cm.supports(m, g) or cm.explain(m, g) == "measured":
+                continue
+            src, _ = cm._train_source(m, g)
+            rs, rt = roof_for(cm.catalog.gpu(src), cm._peak(m)), roof_for(cm.catalog.gpu(g), cm._peak(m))
+            a, b = rs.flops / rt.flops, rs.bandwidth / rt.bandwidth
+            b_src = cm.default_batch(m)
+            ratio = cm.iteration_time(m, g, (1,), b_src) / cm.iteration_time(m, src, (1,), b_src)
+            assert min(a, b) * (1 - 1e-9) <= ratio <= max(a, b) * (1 + 1e-9), (m, src, g, ratio, a, b)
+            checked += 1
+    assert checked >= 50
+
+
+def test_gavel_is_scaled_by_fp32_peaks(cm):
+    # Gavel measured FP32 on a V100 (no TF32): to an H100 it gains at most the FP32 ratio
+    # 67 / 15.7 = 4.27 (the bandwidth ratio 3350 / 900 = 3.72 is smaller), never TF32's 31.5
+    for m in ("a3c", "resnet50", "transformer"):
+        r = cm.iteration_time(m, "V100", (1,)) / cm.iteration_time(m, "H100", (1,))
+        assert 3350 / 900 <= r <= 67.0 / 15.7 + 1e-9, (m, r)
+        r = cm.iteration_time(m, "V100", (1,)) / cm.iteration_time(m, "A100-80GB", (1,))
+        assert 15.7 / 19.5 * (1 - 1e-9) <= r <= 2039 / 900, (m, r)
+    # a3c's fit runs to the upper bound (compute-bound): exactly the FP32 ratio
+    assert cm.intensity_at_bound("a3c") == "upper"
+    # bounds: [min ridge / 10, max ridge x 10] of the calibration GPUs K80, P100, V100 (FP32)
+    lo, hi = cm.intensity_bounds
+    assert lo == pytest.approx(10.6e12 / 732e9 / 10, rel=1e-9)      # P100's ridge, 14.5 FLOP/B
+    assert hi == pytest.approx(4.4e12 / 240e9 * 10, rel=1e-9)       # K80's ridge, 18.3 FLOP/B
+    assert cm._intensities["a3c"] == pytest.approx(hi, rel=1e-6)
+    assert cm.intensity_at_bound("resnet50") is None
+
+
+def test_modelled_placement_never_faster_than_its_largest_node_packed(cm):
+    # Gavel V100 ResNet-50 batch 16: (4, 4) is not measured; the spread 8-GPU measurement
+    # minus the modelled ring difference would give 0.100 s, but each of its servers hosts
+    # 4 workers like the measured packed (4,) placement (0.172 s), which bounds it below
+    t4 = 4 / _gavel("v100", "ResNet-50 (batch size 16)", 4)
+    assert cm.iteration_time("resnet50", "V100", (4, 4), 16) == pytest.approx(t4)
+    # measured points are returned as measured, even where upstream has spread faster than
+    # packed (8 GPUs, batch 64: packed 8 / 17.30 = 0.462 s, spread 8 / 19.76 = 0.405 s)
+    assert cm.iteration_time("resnet50", "V100", (8,), 64) == pytest.approx(8 / _gavel("v100", "ResNet-50 (batch size 64)", 8))
+    assert cm.iteration_time("resnet50", "V100", (1,) * 8, 64) == pytest.approx(
+        8 / _gavel("v100_unconsolidated", "ResNet-50 (batch size 64)", 8))
