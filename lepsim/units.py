@@ -162,6 +162,8 @@ def format_duration(seconds: float) -> str:
     """Short human form for reports: ``3725`` → ``"1h2m5s"``."""
     if not math.isfinite(seconds):
         return str(seconds)
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
     if seconds < 1:
         return f"{seconds * 1000:.3g}ms"
     s = int(round(seconds))

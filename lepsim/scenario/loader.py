@@ -99,7 +99,7 @@ def _is_tag(part: str) -> bool:
     return part in _TAGS or "[" in part or part.startswith("function-")
 
 
-_TAGS = {"constant", "choice", "uniform", "exponential", "erlang", "hyperexponential", "lognormal",
+_TAGS = {"label", "choice", "uniform", "exponential", "erlang", "hyperexponential", "lognormal",
          "bounded_pareto", "poisson", "burst", "str", "LabelChoice", "tagged-union", "union", "json-or-python"}
 
 
@@ -116,35 +116,57 @@ def _fields_at(model: type[BaseModel], loc: Loc) -> list[str] | None:
     return None
 
 
-def _unwrap(tp: Any, part: Any) -> Any:
+def _leaves(tp: Any) -> list:
+    """The concrete types inside Annotated/Optional/Union layers."""
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
-        return _unwrap(typing.get_args(tp)[0], part)
+        return _leaves(typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(tp) if a is not type(None)]
-        for m in members:
-            m2 = _unwrap(m, None)
-            if isinstance(m2, type) and issubclass(m2, BaseModel):
-                for f in ("kind", "dist"):
-                    fi = m2.model_fields.get(f)
-                    if fi is not None and part in typing.get_args(fi.annotation):
-                        return m2
-        models = [m for m in (_unwrap(x, None) for x in members) if isinstance(m, type) and issubclass(m, BaseModel)]
-        if part is None:
-            return models[0] if len(models) == 1 else tp
-        for m in models:
-            if part in m.model_fields:
-                return m.model_fields[part].annotation
-        return tp if part is None else None
-    if origin in (tuple, list):
-        return typing.get_args(tp)[0] if isinstance(part, int) else (tp if part is None else None)
+        return [leaf for a in typing.get_args(tp) if a is not type(None) for leaf in _leaves(a)]
+    return [tp]
+
+
+def _is_model(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, BaseModel)
+
+
+def _unwrap(tp: Any, part: Any) -> Any:
+    """The type found one step along an error location (None when unknown)."""
+    leaves = _leaves(tp)
     if part is None:
-        return tp
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        if part in tp.model_fields:
-            return tp.model_fields[part].annotation
-        return tp if _is_tag(str(part)) else None
+        models = [t for t in leaves if _is_model(t)]
+        return models[0] if len(models) == 1 else tp
+    for t in leaves:  # a tagged union member: the tag names the model
+        if _is_model(t):
+            for f in ("kind", "dist"):
+                fi = t.model_fields.get(f)
+                if fi is not None and part in typing.get_args(fi.annotation):
+                    return t
+    for t in leaves:
+        if _is_model(t) and part in t.model_fields:
+            return t.model_fields[part].annotation
+        if typing.get_origin(t) in (tuple, list) and isinstance(part, int):
+            return typing.get_args(t)[0]
+    if _is_tag(str(part)):
+        return tp  # a validator or union-branch name: stay where we are
     return None
+
+
+_SHAPES = {
+    "model_type": "a mapping", "dict_type": "a mapping", "model_attributes_type": "a mapping",
+    "tuple_type": "a list", "list_type": "a list", "string_type": "a string",
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+
+
+def _describe(found: Any) -> str:
+    if isinstance(found, dict):
+        return "a mapping"
+    if isinstance(found, (list, tuple)):
+        return "a list"
+    return repr(found)
 
 
 def pydantic_problems(src: _Source, err: ValidationError, *, prefix: Loc = (), model: type[BaseModel] = Scenario,
@@ -171,15 +193,20 @@ def pydantic_problems(src: _Source, err: ValidationError, *, prefix: Loc = (), m
             text = f"missing, expected a value for {loc[-1]!r}" if loc else "missing"
         elif etype == "value_error":
             text = msg.removeprefix("Value error, ")
-        elif etype.startswith("union_tag") or etype == "union_tag_invalid":
-            text = msg.replace("Input tag", "found tag").replace("does not match any of the expected tags:", "expected one of")
+        elif etype == "union_tag_invalid":
+            ctx = e.get("ctx") or {}
+            text = f"found {ctx.get('discriminator', 'tag')} {ctx.get('tag')!r}, expected one of {ctx.get('expected_tags')}"
+            text = text.replace("found 'kind'", "found kind").replace("found 'dist'", "found dist")
+        elif etype == "union_tag_not_found":
+            ctx = e.get("ctx") or {}
+            text = f"missing {ctx.get('discriminator', 'tag')}, expected a mapping with it"
+        elif etype in _SHAPES:
+            found = e.get("input")
+            text = f"found {_describe(found)}, expected {_SHAPES[etype]}"
         else:
             found = e.get("input")
             expected = msg.removeprefix("Input should be ").removeprefix("input should be ")
-            if isinstance(found, (dict, list)):
-                found_s = f"a {'mapping' if isinstance(found, dict) else 'list'}"
-            else:
-                found_s = repr(found)
+            found_s = _describe(found)
             text = f"found {found_s}, expected {expected[0].lower() + expected[1:] if expected else expected}"
         key = (path, text)
         if key in seen:

@@ -207,6 +207,11 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
         p = Path(src.path)
         if not p.is_absolute():
             p = base_dir / p
+        if not p.is_file():
+            problems.append((f"workload.traces[{i}].path",
+                             f"found {src.path!r}, which is not a file (relative paths start at the scenario's folder), "
+                             "expected a CSV trace"))
+            continue
         rows, bad = read_trace(p, src, src.path)
         if bad and not src.skip_bad_rows:
             problems.extend(bad)  # and still check the good rows below, to report everything

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 
 from lepsim.units import UnitError, parse_bandwidth, parse_bytes, parse_duration, parse_rate
 
@@ -158,8 +168,13 @@ def _dist_models(Q, suffix: str):
 
 DurationDist = _dist_models(Duration, "Duration")
 CountDist = _dist_models(float, "Count")
+def _label_tag(v: Any) -> str:
+    return "choice" if isinstance(v, (dict, BaseModel)) else "label"
+
+
 LabelDist = Annotated[
-    Union[str, "LabelChoice"],
+    Union[Annotated[str, Tag("label")], Annotated["LabelChoice", Tag("choice")]],
+    Discriminator(_label_tag),
     Field(description="a name, or {dist: choice, values: [...], weights: [...]}"),
 ]
 
@@ -230,6 +245,8 @@ class InlineJob(JobFields):
     def _one_size(self):
         if (self.duration is None) == (self.iterations is None):
             raise ValueError("expected exactly one of duration or iterations")
+        if self.iterations is not None and self.model is None:
+            raise ValueError("found iterations without a model, expected a model whose cost profile gives the runtime")
         return self
 
 
@@ -250,7 +267,7 @@ class _GeneratorBase(JobFields):
     start: NonNegDuration = 0.0
     end: NonNegDuration | None = Field(None, description="last possible submit time (default: simulation horizon)")
     count: Annotated[int, Field(ge=1)] | None = Field(None, description="stop after this many jobs")
-    gpus: CountDist = 1
+    gpus: CountDist = Field(1, validate_default=True)
     cpus_per_gpu: Annotated[float, Field(ge=0)] | None = None
     memory_per_gpu: Annotated[Bytes, Field(ge=0)] | None = None
     duration: DurationDist | None = None
@@ -262,6 +279,8 @@ class _GeneratorBase(JobFields):
     def _one_size(self):
         if (self.duration is None) == (self.iterations is None):
             raise ValueError("expected exactly one of duration or iterations")
+        if self.iterations is not None and self.model is None:
+            raise ValueError("found iterations without a model, expected a model whose cost profile gives the runtime")
         if self.end is not None and self.end <= self.start:
             raise ValueError("found end <= start, expected end after start")
         return self
@@ -280,6 +299,13 @@ class BurstGenerator(_GeneratorBase):
     factor: Annotated[float, Field(ge=0)]
     windows: tuple[Window, ...] = Field(min_length=1)
     period: PosDuration | None = Field(None, description="repeat the windows with this period")
+
+    @model_validator(mode="after")
+    def _windows_in_period(self):
+        if self.period is not None and any(w.end > self.period for w in self.windows):
+            raise ValueError(f"found a window ending after the period ({self.period:g}s), expected windows inside "
+                             "[0, period]")
+        return self
 
 
 Generator = Annotated[Union[PoissonGenerator, BurstGenerator], Field(discriminator="kind")]

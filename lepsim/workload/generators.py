@@ -9,24 +9,33 @@ from lepsim.rng import Streams
 from lepsim.workload.distributions import sample
 
 
-def burst_windows(gen, end: float) -> list[tuple[float, float]]:
-    """The windows (seconds, sorted) in which a burst generator runs at ``rate * factor``:
-    its windows, repeated every ``period`` if it has one, clipped to ``[gen.start, end)``."""
+def iter_windows(gen, end: float):
+    """The windows (seconds, in order) in which a burst generator runs at ``rate * factor``:
+    its windows, repeated every ``period`` if it has one, clipped to ``[gen.start, end)``.
+    Lazy, so a periodic generator bounded only by ``count`` may have an infinite ``end``."""
     if gen.kind != "burst":
-        return []
+        return
+    base = sorted((w.start, w.end) for w in gen.windows)
     period = gen.period
-    if period is not None and not math.isfinite(end):
-        raise ValueError("a periodic burst generator needs a finite end")
-    reps = 1 if period is None else int(math.ceil(end / period)) + 1
-    out = []
-    for k in range(reps):
+    k = 0
+    while True:
         off = 0.0 if period is None else k * period
-        for w in gen.windows:
-            lo, hi = max(w.start + off, gen.start), min(w.end + off, end)
+        if off >= end:
+            return
+        for ws, we in base:
+            lo, hi = max(ws + off, gen.start), min(we + off, end)
             if hi > lo:
-                out.append((float(lo), float(hi)))
-    out.sort()
-    return out
+                yield float(lo), float(hi)
+        if period is None:
+            return
+        k += 1
+
+
+def burst_windows(gen, end: float) -> list[tuple[float, float]]:
+    """:func:`iter_windows` as a list (``end`` must be finite for a periodic generator)."""
+    if gen.kind == "burst" and gen.period is not None and not math.isfinite(end):
+        raise ValueError("a periodic burst generator needs a finite end to list its windows")
+    return list(iter_windows(gen, end))
 
 
 def _segments(gen, end: float):
@@ -35,7 +44,7 @@ def _segments(gen, end: float):
         yield gen.start, end, gen.rate
         return
     t = gen.start
-    for ws, we in burst_windows(gen, end):
+    for ws, we in iter_windows(gen, end):
         if we <= t:
             continue  # overlapping windows: the rate is raised once, not twice
         ws = max(ws, t)

@@ -337,7 +337,7 @@ CASES = [
             "cluster:", "  pools:", POOL, "workload:", "  traces:", "    - path: nowhere.csv",
             "scheduler: {policy: fifo}",
         ),
-    }, "tmiss.yaml", [("nowhere.csv", None, None, ["cannot read trace"])]),
+    }, "tmiss.yaml", [("tmiss.yaml", 6, "workload.traces[0].path", ["found 'nowhere.csv'", "expected a CSV trace"])]),
     # several problems found by the schema at once
     Case("several_schema_problems", {"multi.yaml": lines(
         "name: multi",             # 1

@@ -97,8 +97,6 @@ def test_bad_distribution_name(tmp_path: Path) -> None:
         assert word in p.message
 
 
-@pytest.mark.xfail(strict=True, reason="loader.pydantic_problems rewrites pydantic's union-tag message into "
-                                       "\"found tag 'gamma' found using 'kind' expected one of ...\" (no ', expected')")
 def test_bad_tag_message_reads_found_expected(tmp_path: Path) -> None:
     s = write(tmp_path, "s.yaml", generator("    - kind: gamma", "      rate: 1/h", "      duration: 1h"))
     msg = one(problems(s)).message
@@ -131,8 +129,6 @@ def test_choice_weights_summing_to_zero(tmp_path: Path) -> None:
     assert "summing to 0" in p.message and "expected a positive sum" in p.message
 
 
-@pytest.mark.xfail(strict=True, reason="LabelDist is a plain Union[str, LabelChoice]: a bad label choice also "
-                                       "reports 'found a mapping, expected a valid string'")
 def test_label_choice_problem_reported_once(tmp_path: Path) -> None:
     s = write(tmp_path, "s.yaml", generator(
         "    - kind: poisson",     # 6
@@ -353,8 +349,6 @@ def test_unknown_key_lists_allowed_keys(tmp_path: Path, rows, line, path, allowe
     assert key not in listed
 
 
-@pytest.mark.xfail(strict=True, reason="loader._fields_at cannot see through the distribution union "
-                                       "(BeforeValidator + discriminator): says 'a documented key (see lepsim schema)'")
 def test_unknown_key_in_distribution_lists_allowed_keys(tmp_path: Path) -> None:
     s = write(tmp_path, "s.yaml", generator("    - kind: poisson", "      rate: 1/h", "      gpus: 1",
                                             "      duration: {dist: exponential, mean: 1h, shape: 2}"))
@@ -363,8 +357,6 @@ def test_unknown_key_in_distribution_lists_allowed_keys(tmp_path: Path) -> None:
     assert p.message == "found unknown key 'shape', expected one of: dist, mean"
 
 
-@pytest.mark.xfail(strict=True, reason="wrong-shape messages leak pydantic/Python wording: 'expected a valid "
-                                       "dictionary or instance of ClusterSpec', 'expected a valid tuple'")
 @pytest.mark.parametrize("rows, expected", [
     (["cluster: 5", "workload: {jobs: [{gpus: 1, duration: 1h}]}", "scheduler: {policy: fifo}"], "expected a mapping"),
     (["cluster: {pools: {a: {count: 1, template: dgx-a100}}}", "workload: {jobs: [{gpus: 1, duration: 1h}]}",
@@ -375,8 +367,6 @@ def test_wrong_shape_message_speaks_yaml(tmp_path: Path, rows, expected) -> None
     assert expected in p.message
 
 
-@pytest.mark.xfail(strict=True, reason="spec._GeneratorBase `gpus: CountDist = 1`: the default is not validated into "
-                                       "a distribution, so a generator without `gpus` crashes support_max(1) (AttributeError)")
 def test_generator_without_gpus_defaults_to_one(tmp_path: Path) -> None:
     s = write(tmp_path, "s.yaml", generator("    - kind: poisson", "      rate: 2/h", "      duration: 1h"))
     sc = lepsim.load_scenario(s)
@@ -394,9 +384,10 @@ def trace_scenario(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_trace_file_missing(tmp_path: Path) -> None:
-    p = one(problems(trace_scenario(tmp_path)))
-    assert p.file == "t.csv" and p.line is None
-    assert "cannot read trace" in p.message
+    s = trace_scenario(tmp_path)
+    p = one(problems(s))
+    assert (p.file, p.line, p.path) == (str(s), 6, "workload.traces[0].path")
+    assert p.message.startswith("found 't.csv', which is not a file") and p.message.endswith("expected a CSV trace")
 
 
 def test_trace_empty(tmp_path: Path) -> None:
@@ -490,14 +481,21 @@ def test_generator_gpu_distribution_must_be_bounded_and_nonnegative(tmp_path: Pa
     ("      iterations: 0", "iterations"),
 ])
 def test_generator_sizes_must_be_positive(tmp_path: Path, size, path) -> None:
-    s = write(tmp_path, "s.yaml", generator("    - kind: poisson", "      rate: 1/h", "      gpus: 1", size))  # 9
+    s = write(tmp_path, "s.yaml", generator("    - kind: poisson", "      rate: 1/h", "      gpus: 1", size,  # 9
+                                            "      model: resnet50"))
     p = one(problems(s))
     assert (p.line, p.path) == (9, f"workload.generators[0].{path}")
     assert f"can generate {path} <= 0, expected values > 0" == p.message
 
 
-@pytest.mark.xfail(strict=True, reason="workload.generators.burst_windows raises ValueError for a periodic burst "
-                                       "generator without a finite end (count-bounded, no horizon): not a Problem")
+def test_iterations_need_a_model(tmp_path: Path) -> None:
+    s = write(tmp_path, "s.yaml", generator("    - kind: poisson", "      rate: 1/h", "      gpus: 1",
+                                            "      iterations: 100"))
+    p = one(problems(s))
+    assert (p.line, p.path) == (6, "workload.generators[0]")
+    assert p.message == "found iterations without a model, expected a model whose cost profile gives the runtime"
+
+
 def test_periodic_burst_without_end_is_loaded_or_reported(tmp_path: Path) -> None:
     s = write(tmp_path, "s.yaml", HEAD + [
         "  generators:",
