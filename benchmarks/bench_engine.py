@@ -63,5 +63,38 @@ def main() -> None:
               f"makespan {r.summary['makespan_s'] / 3600:.1f} h")
 
 
+def cost_share(path: str = "scenarios/burst.yaml") -> None:
+    """Time spent in cost-model lookups (rate) as a share of a simulation's time, on a
+    scenario whose runtimes come from profiles."""
+    from lepsim.build import build_parts
+    from lepsim.engine.simulation import Simulation
+
+    sc = lepsim.load_scenario(path)
+    for pol in ("fifo", "las"):
+        parts, _ = build_parts(sc.with_overrides(policy=pol))
+        cost = parts.cost_model
+        spent = [0.0, 0]
+        real_rate = cost.rate
+
+        def timed_rate(job, gpu_type, placement, _real=real_rate):
+            t = time.perf_counter()
+            try:
+                return _real(job, gpu_type, placement)
+            finally:
+                spent[0] += time.perf_counter() - t
+                spent[1] += 1
+
+        cost.rate = timed_rate
+        try:
+            t0 = time.perf_counter()
+            Simulation(sc.with_overrides(policy=pol), parts.nodes, parts.jobs, parts.policy, cost).run()
+            wall = time.perf_counter() - t0
+        finally:
+            del cost.rate
+        print(f"{path} {pol}: {spent[1]} cost lookups in {spent[0] * 1e3:.1f} ms = "
+              f"{100 * spent[0] / wall:.1f}% of {wall:.2f} s simulated ({spent[1] / max(spent[0], 1e-9):,.0f} lookups/s)")
+
+
 if __name__ == "__main__":
     main()
+    cost_share()
