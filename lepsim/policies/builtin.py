@@ -224,12 +224,12 @@ class LAS(Policy):
         for job in pending:
             q = queue_of(self._attained(job))
             if promote is not None and q > 0 and job.last_stop_time is not None:
-                patience = promote * max(job.last_stop_time - job.last_start_time, 0.0)
-                if now - job.last_stop_time >= patience:
+                due = job.last_stop_time + promote * max(job.last_stop_time - job.last_start_time, 0.0)
+                if now >= due - 1e-9:  # the same comparison as the wake-up below: no self-wake loop
                     q = 0  # starving: back to the highest queue, attained service counted anew
                     self._promoted[job.job_id] = job.attained_service
                 else:
-                    wake = min(wake, job.last_stop_time + patience)
+                    wake = min(wake, due)
             pend_q[q].append(job)
 
         room = {t: view.capacity(t) for t in view.gpu_types}
