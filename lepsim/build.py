@@ -61,8 +61,9 @@ def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, po
         try:
             cls = registry.get(scenario.scheduler.policy)
         except KeyError:
+            why = registry.broken().get(scenario.scheduler.policy)
             names = ", ".join(registry.available())
-            add("scheduler.policy", f"found {scenario.scheduler.policy!r}, expected a policy: {names}")
+            add("scheduler.policy", why or f"found {scenario.scheduler.policy!r}, expected a policy: {names}")
             cls = None
         if cls is not None:
             try:

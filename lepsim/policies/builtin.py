@@ -199,6 +199,7 @@ class LAS(Policy):
         nq = len(cfg.thresholds) + 1
         queue_of = self._queue_of
         wake = math.inf
+        ckpt, restore = view.preemption_costs()
         running = view.running()  # job-id order = submit order
         # a running job's queue changes only when it crosses a threshold, at a time fixed
         # when it starts: cache (queue, valid until) per (job, start time)
@@ -209,8 +210,11 @@ class LAS(Policy):
             if c is None or c[0] != job.last_start_time or now >= c[2]:
                 a = self._attained(job)
                 q = queue_of(a)
-                until = (now + (cfg.thresholds[q] - a) / max(job.gpus, 1)) if (q < nq - 1 and job.state == "running") else (
-                    math.inf if q == nq - 1 else now)
+                if q == nq - 1:
+                    until = math.inf
+                else:  # a restoring job starts progressing when its restore ends
+                    begins = now if job.state == "running" else job.last_start_time + restore
+                    until = begins + (cfg.thresholds[q] - a) / max(job.gpus, 1)
                 c = cache[job.job_id] = (job.last_start_time, q, until)
             run_q[c[1]].append(job)
             if c[2] > now:
@@ -262,7 +266,6 @@ class LAS(Policy):
                         break
         actions: list = []
         fm = view.free_map()
-        ckpt, restore = view.preemption_costs()
         for job in running:
             if job.job_id not in keep:
                 actions.append(Preempt(job.job_id))

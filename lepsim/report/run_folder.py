@@ -72,7 +72,13 @@ def manifest(result, formats=("parquet", "csv")) -> dict:
     }
 
 
-def write_run(result, folder: Path, *, formats=("parquet", "csv")) -> Path:
+FORMATS = ("parquet", "csv")
+
+
+def write_run(result, folder: Path, *, formats=FORMATS) -> Path:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"found formats {list(formats)}, expected one or more of {', '.join(FORMATS)}")
     folder = Path(folder)
     parent = folder.parent if str(folder.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)

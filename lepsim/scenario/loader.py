@@ -287,7 +287,8 @@ def _raw_checks(src: _Source, catalog) -> list[Problem]:
 
     pol = get(data, "scheduler", "policy")
     if isinstance(pol, str) and pol not in registry.available():
-        out.append(src.problem(("scheduler", "policy"), f"found {pol!r}, expected a policy: {', '.join(registry.available())}"))
+        why = registry.broken().get(pol) or f"found {pol!r}, expected a policy: {', '.join(registry.available())}"
+        out.append(src.problem(("scheduler", "policy"), why))
     gpus = ", ".join(catalog.known_gpu_names())
     pools = get(data, "cluster", "pools")
     for i, pool in enumerate(pools if isinstance(pools, list) else []):

@@ -360,7 +360,7 @@ class SchedulerSpec(Spec):
 
 # ----------------------------------------------------------------------------- simulation
 class SimulationSpec(Spec):
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, strict=True)] = 0
     horizon: PosDuration | None = Field(None, description="stop here; null = run until every job ends")
     warmup: NonNegDuration = Field(0.0, description="jobs submitted before this are not measured")
     cooldown: NonNegDuration = Field(0.0, description="with a horizon: jobs submitted in the last cooldown are not measured")

@@ -59,7 +59,7 @@ def support_min(spec) -> float:
     if kind == "constant":
         return float(spec.value)
     if kind == "choice":
-        return float(min(spec.values))
+        return float(min(v for v, w in zip(spec.values, spec.weights or [1] * len(spec.values)) if w > 0))
     if kind in ("uniform", "bounded_pareto"):
         return float(spec.low)
     if kind == "lognormal" and spec.min is not None:
