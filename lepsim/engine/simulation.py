@@ -28,11 +28,12 @@ from lepsim.costs.base import CostModel
 from lepsim.engine.view import CHECKPOINTING, DONE, PENDING, RESTORING, RUNNING, ClusterView, JobView, NodeView
 from lepsim.errors import PolicyError
 from lepsim.policies.actions import Preempt, Start, Wakeup
+from lepsim.policies.placement import covers
 from lepsim.scenario.resolve import NodeInfo
 from lepsim.workload.jobs import JobRequest
 
 P_PHASE, P_COMPLETE, P_ARRIVAL, P_WAKEUP, P_PASS = 0, 1, 2, 3, 4
-_EPS = 1e-9
+MAX_DECISIONS_PER_INSTANT = 10_000  # more policy invocations at one simulated instant = a livelock
 
 
 class _Node:
@@ -149,6 +150,7 @@ class Simulation:
         self._done = 0
         self._pass_pending = False
         self._wakeups: set[float] = set()
+        self._pass_time, self._passes_now = -1.0, 0
         self._view = ClusterView(self)
 
         # --- records
@@ -161,6 +163,16 @@ class Simulation:
         self._scheduled = 0
 
     # ------------------------------------------------------------------ scheduling helpers
+    def _delay_to(self, t: float) -> float:
+        """The delay that lands exactly on time ``t`` (now + delay == t in floating point)."""
+        now = self.env.now
+        d = max(t - now, 0.0)
+        while now + d < t:
+            d = math.nextafter(d, math.inf)
+        while d > 0 and now + d > t:
+            d = math.nextafter(d, 0.0)
+        return d
+
     def _at(self, delay: float, priority: int, fn, *args) -> None:
         ev = simpy.Event(self.env)
         ev._ok = True
@@ -198,7 +210,7 @@ class Simulation:
         if k < len(self._jobs):
             t = self._jobs[k].req.submit_time
             if t <= self.horizon:
-                self._at(max(t - self.env.now, 0.0), P_ARRIVAL, self._arrive, k)
+                self._at(self._delay_to(t), P_ARRIVAL, self._arrive, k)
 
     def _arrive(self, k: int) -> None:
         now = self.env.now
@@ -230,7 +242,7 @@ class Simulation:
                 raise PolicyError(f"{self.policy.name}: job {a.job_id} asks no GPUs; Start must name a node and no GPUs")
             shares = ((a.node, 0),)
             node = self._nodes[a.node]
-            if node.free_cpus + _EPS < req.cpus or node.free_mem + 1e-6 < req.memory_bytes:
+            if not (covers(node.free_cpus, req.cpus) and covers(node.free_mem, req.memory_bytes)):
                 raise PolicyError(f"{self.policy.name}: job {a.job_id} does not fit on node {node.info.name}")
             node.free_cpus -= req.cpus
             node.free_mem -= req.memory_bytes
@@ -261,7 +273,7 @@ class Simulation:
             cpg, mpg = req.cpus / req.gpus, req.memory_bytes / req.gpus
             for ni, k in per_node.items():
                 node = self._nodes[ni]
-                if node.free_cpus + _EPS < cpg * k or node.free_mem + 1e-6 < mpg * k:
+                if not (covers(node.free_cpus, cpg * k) and covers(node.free_mem, mpg * k)):
                     raise PolicyError(
                         f"{self.policy.name}: job {a.job_id}: node {node.info.name} lacks CPU or memory for {k} GPUs' share"
                     )
@@ -425,6 +437,16 @@ class Simulation:
     def _pass(self) -> None:
         self._pass_pending = False
         self._passes += 1
+        now = self.env.now
+        if now == self._pass_time:
+            self._passes_now += 1
+            if self._passes_now > MAX_DECISIONS_PER_INSTANT:
+                raise PolicyError(
+                    f"{self.policy.name}: invoked {self._passes_now} times at t={now:g} without time advancing "
+                    "(a policy that keeps asking for Wakeup(now)?)"
+                )
+        else:
+            self._pass_time, self._passes_now = now, 1
         actions = self.policy.decide(self._view)
         if not actions:
             return
@@ -439,7 +461,7 @@ class Simulation:
                     raise PolicyError(f"{self.policy.name}: Wakeup at {a.at} is in the past (now {self.env.now})")
                 if a.at not in self._wakeups:  # one wake-up per distinct time
                     self._wakeups.add(a.at)
-                    self._at(a.at - self.env.now, P_WAKEUP, self._wake, a.at)
+                    self._at(self._delay_to(a.at), P_WAKEUP, self._wake, a.at)
             else:
                 raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt or Wakeup")
 

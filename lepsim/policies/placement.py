@@ -10,6 +10,14 @@ from typing import Literal
 
 Consolidate = Literal["prefer", "require", "none"]
 
+_REL = 1e-9  # relative tolerance of resource comparisons (sums of GiB-sized floats round)
+
+
+def covers(free: float, need: float) -> bool:
+    """True when ``free`` covers ``need`` up to rounding; the one predicate that both
+    policies' planning and the engine's checks use for CPUs and memory."""
+    return free >= need - _REL * max(abs(need), 1.0)
+
 
 class FreeMap:
     __slots__ = ("free", "cpus", "mem", "node_type", "nodes_by_type", "gpn", "free_total")
@@ -30,14 +38,12 @@ class FreeMap:
         return self.free_total.get(gpu_type, 0)
 
     def _fits(self, node: int, k: int, cpg: float, mpg: float) -> bool:
-        return len(self.free[node]) >= k and self.cpus[node] + 1e-9 >= cpg * k and self.mem[node] + 1e-6 >= mpg * k
+        return len(self.free[node]) >= k and covers(self.cpus[node], cpg * k) and covers(self.mem[node], mpg * k)
 
     def _take_max(self, node: int, cpg: float, mpg: float) -> int:
         k = len(self.free[node])
-        if cpg > 0:
-            k = min(k, int(self.cpus[node] / cpg + 1e-9))
-        if mpg > 0:
-            k = min(k, int(self.mem[node] / mpg + 1e-6))
+        while k > 0 and not (covers(self.cpus[node], cpg * k) and covers(self.mem[node], mpg * k)):
+            k -= 1
         return k
 
     # ------------------------------------------------------------------ placement
@@ -56,7 +62,7 @@ class FreeMap:
         if n == 0:
             order = sorted(range(len(self.free)), key=lambda i: self.node_type[i] is not None)
             for i in order:
-                if self.cpus[i] + 1e-9 >= cpg and self.mem[i] + 1e-6 >= mpg:
+                if covers(self.cpus[i], cpg) and covers(self.mem[i], mpg):
                     self.cpus[i] -= cpg
                     self.mem[i] -= mpg
                     return ("node", i)

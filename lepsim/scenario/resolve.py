@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lepsim.errors import Problem
 from lepsim.hardware import Catalog
+from lepsim.policies.placement import covers
 from lepsim.rng import Streams
 from lepsim.workload.distributions import support_max, support_min
 from lepsim.workload.generators import generate
@@ -103,11 +104,12 @@ def capacity_by_type(nodes: list[NodeInfo]) -> dict[str | None, int]:
 def fit_problem(gpus: int, cpus: float, mem: float, gpu_type: str | None, nodes: list[NodeInfo]) -> str | None:
     """Why a job of this shape could never be placed on an empty cluster (None: it can)."""
     if gpus == 0:
-        if any(n.cpus >= cpus and n.memory_bytes >= mem for n in nodes):
+        if any(covers(n.cpus, cpus) and covers(n.memory_bytes, mem) for n in nodes):
             return None
         return f"asks {cpus:g} CPUs and {mem / 2**30:.3g} GiB on one node; no node is that large"
     best = 0
-    for t in {n.gpu_type for n in nodes if n.gpu_type is not None}:
+    shortfall = None
+    for t in sorted({n.gpu_type for n in nodes if n.gpu_type is not None}):
         if gpu_type is not None and t != gpu_type:
             continue
         pool = [n for n in nodes if n.gpu_type == t]
@@ -118,9 +120,11 @@ def fit_problem(gpus: int, cpus: float, mem: float, gpu_type: str | None, nodes:
         # CPU and memory are charged per node in proportion to the GPUs used there
         usable = sum(_usable_gpus(n, cpus / gpus, mem / gpus) for n in pool)
         if usable >= gpus:
-            return None
-        return (f"asks {cpus / gpus:g} CPUs and {mem / gpus / 2**30:.3g} GiB per GPU; the {t} nodes can hold "
-                f"only {usable} such GPUs")
+            return None  # some type can hold it
+        shortfall = shortfall or (f"asks {cpus / gpus:g} CPUs and {mem / gpus / 2**30:.3g} GiB per GPU; the {t} nodes "
+                                  f"can hold only {usable} such GPUs")
+    if shortfall:
+        return shortfall
     where = f"of type {gpu_type}" if gpu_type else "of one type"
     return f"asks {gpus} GPUs, but the cluster has at most {best} GPUs {where}"
 
@@ -128,10 +132,8 @@ def fit_problem(gpus: int, cpus: float, mem: float, gpu_type: str | None, nodes:
 def _usable_gpus(n: NodeInfo, cpus_per_gpu: float, mem_per_gpu: float) -> int:
     """GPUs of node ``n`` a job can use when each GPU brings its CPU and memory share."""
     k = n.gpus
-    if cpus_per_gpu > 0:
-        k = min(k, int(math.floor(n.cpus / cpus_per_gpu + 1e-9)))
-    if mem_per_gpu > 0:
-        k = min(k, int(math.floor(n.memory_bytes / mem_per_gpu + 1e-9)))
+    while k > 0 and not (covers(n.cpus, cpus_per_gpu * k) and covers(n.memory_bytes, mem_per_gpu * k)):
+        k -= 1
     return k
 
 
