@@ -204,10 +204,11 @@ class LAS(Policy):
         # a running job's queue changes only when it crosses a threshold, at a time fixed
         # when it starts: cache (queue, valid until) per (job, start time)
         cache = self._run_cache
+        cache_get = cache.get
         run_q: list[list] = [[] for _ in range(nq)]
         for job in running:
-            c = cache.get(job.job_id)
-            if c is None or c[0] != job.last_start_time or now >= c[2]:
+            c = cache_get(job.job_id)
+            if c is None or now >= c[2] or c[0] != job.last_start_time:
                 a = self._attained(job)
                 q = queue_of(a)
                 if q == nq - 1:
@@ -217,8 +218,9 @@ class LAS(Policy):
                     until = begins + (cfg.thresholds[q] - a) / max(job.gpus, 1)
                 c = cache[job.job_id] = (job.last_start_time, q, until)
             run_q[c[1]].append(job)
-            if c[2] > now:
-                wake = min(wake, c[2])
+            until = c[2]
+            if now < until < wake:
+                wake = until
         if len(cache) > 4 * len(running) + 64:
             live = {j.job_id for j in running}
             self._run_cache = {k: v for k, v in cache.items() if k in live}
@@ -240,18 +242,20 @@ class LAS(Policy):
         any_room = sum(room.values())
         keep: set[int] = set()
         want: list = []
+        keep_add = keep.add
         for k in range(nq):
             for job in run_q[k]:
                 # inside a queue, jobs holding GPUs go first: a job is preempted only for a job
                 # of a strictly higher-priority queue, never to swap two jobs of the same queue
-                if job.gpus == 0:
-                    keep.add(job.job_id)
+                g = job.gpus
+                if g == 0:
+                    keep_add(job.job_id)
                     continue
                 t = job.allocated_gpu_type
-                if room[t] >= job.gpus:
-                    room[t] -= job.gpus
-                    any_room -= job.gpus
-                    keep.add(job.job_id)
+                if room[t] >= g:
+                    room[t] -= g
+                    any_room -= g
+                    keep_add(job.job_id)
             for job in pend_q[k]:
                 if job.gpus == 0:
                     want.append(job)
