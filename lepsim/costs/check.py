@@ -149,23 +149,29 @@ def case_llm_forward(cm, src, tgt) -> CaseResult:
                    g.pw, g.mw, (TARGET_MEDIAN, TARGET_P90), groups=_groups(g.model, g.pw, g.mw))
 
 
+def _holdout_every_other(x, y, key, pred, meas, keys) -> None:
+    """Calibrate a log-log interpolation on every other point (sorted by x, the last one
+    kept) and append the prediction at each held-out point (at least 3 points needed)."""
+    if len(x) < 3:
+        return
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    keep = np.arange(len(x)) % 2 == 0
+    keep[-1] = True
+    f = LogInterp(x[keep], y[keep])
+    for xi, yi in zip(x[~keep], y[~keep]):
+        pred.append(f(xi))
+        meas.append(yi)
+        keys.append(key)
+
+
 def case_llm_tokens(cm) -> CaseResult:
     rows = _op_rows(cm)
     pred, meas, keys = [], [], []
     for (dev, model, op, tp), g in rows.groupby(["device", "model", "operator", "tensor_parallel"]):
-        g = g.sort_values("num_tokens")
         x, y = g.num_tokens.to_numpy(float), g.t.to_numpy(float)
         ok = y > 0
-        x, y = x[ok], y[ok]
-        if len(x) < 3:
-            continue
-        keep = np.arange(len(x)) % 2 == 0
-        keep[-1] = True
-        f = LogInterp(x[keep], y[keep])
-        for xi, yi in zip(x[~keep], y[~keep]):
-            pred.append(f(xi))
-            meas.append(yi)
-            keys.append(dev)
+        _holdout_every_other(x[ok], y[ok], dev, pred, meas, keys)
     return _result("llm-tokens", "Vidur operator times at held-out token counts, log-log interpolation",
                    pred, meas, groups=_groups(keys, pred, meas))
 
@@ -296,18 +302,7 @@ def case_train_batch(cm) -> CaseResult:
     rows = df[(df["phase"] == "train_iteration") & (df["co_located_with"] == "") & df["batch_size"].notna()]
     agg = rows.groupby(["source", "model", "device", "placement", "batch_size"])["time_s"].mean().reset_index()
     for (src, m, d, pl), g in agg.groupby(["source", "model", "device", "placement"]):
-        x, y = g.batch_size.to_numpy(float), g.time_s.to_numpy(float)
-        if len(x) < 3:
-            continue
-        order = np.argsort(x)
-        x, y = x[order], y[order]
-        keep = np.arange(len(x)) % 2 == 0
-        keep[-1] = True
-        f = LogInterp(x[keep], y[keep])
-        for xi, yi in zip(x[~keep], y[~keep]):
-            pred.append(f(xi))
-            meas.append(yi)
-            keys.append(src)
+        _holdout_every_other(g.batch_size.to_numpy(float), g.time_s.to_numpy(float), src, pred, meas, keys)
     return _result("train-batch", "training iteration times at held-out batch sizes, log-log interpolation",
                    pred, meas, groups=_groups(keys, pred, meas))
 
