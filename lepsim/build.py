@@ -25,15 +25,9 @@ class Parts:
 
 
 def make_cost_model(scenario, catalog, base_dir):
-    """The cost model a scenario uses: profile-based when available, else the reference model."""
-    try:
-        from lepsim.costs import build_cost_model  # the profile store (issue 3)
-    except ImportError:
-        build_cost_model = None
-    if build_cost_model is None:
-        from lepsim.costs import CostModel
+    """The cost model a scenario uses: the bundled profiles plus the scenario's own."""
+    from lepsim.costs import build_cost_model
 
-        return CostModel()
     paths = [str(p if Path(p).is_absolute() else base_dir / p) for p in scenario.costs.profiles]
     return build_cost_model(catalog, profile_paths=tuple(paths))
 
@@ -94,6 +88,15 @@ def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, po
         reported: set = set()
         for j in jobs:
             if j.iterations is None:
+                continue
+            if j.gpus == 0:
+                msg = "found a CPU-only job with iterations, expected a duration (profiles cost GPU iterations)"
+                if ":" in j.source and not j.source.startswith("workload."):
+                    f, line = j.source.rsplit(":", 1)
+                    problems.append(Problem(f, int(line), "iterations", msg))
+                elif (j.source, msg) not in reported:
+                    reported.add((j.source, msg))
+                    add(j.source + ".iterations", msg)
                 continue
             types = [j.gpu_type] if j.gpu_type else gpu_types
             for msg in cost.problems(j, types):

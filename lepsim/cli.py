@@ -110,8 +110,12 @@ def cmd_run(args) -> int:
     try:
         scenario = lepsim.load_scenario(args.scenario)
         if args.policy or params or args.seed is not None:
+            same = args.policy is None or args.policy == scenario.scheduler.policy
+            # --param adds to the scenario's parameters for its own policy; another policy
+            # starts from its defaults
+            merged = {**scenario.scheduler.params, **params} if same else params
             scenario = scenario.with_overrides(
-                policy=args.policy, params=params if (params or args.policy) else None, seed=args.seed
+                policy=None if same else args.policy, params=merged if (params or not same) else None, seed=args.seed
             )
             # re-check with the new policy/params before running
             from lepsim.scenario.loader import check_scenario
@@ -150,6 +154,8 @@ def cmd_run(args) -> int:
         return _report_scenario_error(e)
     except PolicyError as e:
         return _err(f"lepsim: policy error: {e}")
+    except LookupError as e:  # a cost the validation did not foresee: say so in one line
+        return _err(f"lepsim: cost model: {e}")
     for w in result.warnings:
         sys.stderr.write(f"warning: {w}\n")
     result.save(out)

@@ -89,7 +89,6 @@ class RawRecords:
     end_time: float
     gpu_types: tuple
     capacity: dict
-    node_count: int
     stats: dict
 
 
@@ -139,11 +138,10 @@ class Simulation:
 
         # --- jobs
         self._jobs = [_Job(r) for r in jobs]
-        best_type = {}
         for j in self._jobs:
             j.view = JobView(j, self)
             j.work_total = self.cost.work(j.req)
-            j.isolated_runtime = self._isolated_runtime(j.req, best_type)
+            j.isolated_runtime = self._isolated_runtime(j.req, j.work_total)
         self._pending: list[int] = []        # sorted job ids
         self._active: set[int] = set()       # restoring or running
         self._next_arrival = 0
@@ -186,9 +184,8 @@ class Simulation:
             self._pass_pending = True
             self._at(0.0, P_PASS, self._pass)
 
-    def _isolated_runtime(self, req: JobRequest, cache: dict) -> float:
+    def _isolated_runtime(self, req: JobRequest, work: float) -> float:
         """Runtime alone on the fastest allowed GPU type, packed in as few nodes as possible."""
-        work = self.cost.work(req)
         if req.iterations is None:
             return work
         best = math.inf
@@ -370,6 +367,7 @@ class Simulation:
             self._mark_timeline()
         else:
             self._requeue(j)
+            self._request_pass()  # the job may fit elsewhere right away
 
     def _checkpointed(self, jid: int, version: int) -> None:
         j = self._jobs[jid]
@@ -520,7 +518,6 @@ class Simulation:
             end_time=end,
             gpu_types=self._type_order,
             capacity=dict(self._capacity),
-            node_count=len(self._nodes),
             stats={"policy_invocations": self._passes, "actions": self._actions, "events": self._scheduled},
         )
 

@@ -140,7 +140,7 @@ class ClusterView:
     def pending(self) -> Iterator[JobView]:
         """Queued jobs in submit order (ties by job id), lazily."""
         jobs = self._sim._jobs
-        for jid in tuple(self._sim._pending):
+        for jid in self._sim._pending:  # actions are applied after decide() returns: no change meanwhile
             yield jobs[jid].view
 
     def pending_count(self) -> int:

@@ -216,6 +216,8 @@ class LAS(Policy):
                 else:  # a restoring job starts progressing when its restore ends
                     begins = now if job.state == "running" else job.last_start_time + restore
                     until = begins + (cfg.thresholds[q] - a) / max(job.gpus, 1)
+                    if until <= now:  # rounding at large times: never lose the crossing
+                        until = math.nextafter(now, math.inf)
                 c = cache[job.job_id] = (job.last_start_time, q, until)
             run_q[c[1]].append(job)
             until = c[2]
@@ -239,6 +241,7 @@ class LAS(Policy):
             pend_q[q].append(job)
 
         room = {t: view.capacity(t) for t in view.gpu_types}
+        idle = {t: view.free_gpus(t) for t in view.gpu_types}
         any_room = sum(room.values())
         keep: set[int] = set()
         want: list = []
@@ -257,17 +260,22 @@ class LAS(Policy):
                     any_room -= g
                     keep_add(job.job_id)
             for job in pend_q[k]:
-                if job.gpus == 0:
+                g = job.gpus
+                if g == 0:
                     want.append(job)
                     continue
                 if any_room <= 0:
                     continue
-                for t in ([job.gpu_type] if job.gpu_type else room):
-                    if room.get(t, 0) >= job.gpus:
-                        room[t] -= job.gpus
-                        any_room -= job.gpus
-                        want.append(job)
-                        break
+                types = [job.gpu_type] if job.gpu_type else list(room)
+                # book a type with GPUs idle right now before one whose GPUs others hold
+                t = next((t for t in types if room.get(t, 0) >= g and idle.get(t, 0) >= g), None)
+                if t is None:
+                    t = next((t for t in types if room.get(t, 0) >= g), None)
+                if t is not None:
+                    room[t] -= g
+                    any_room -= g
+                    idle[t] = max(idle.get(t, 0) - g, 0)
+                    want.append(job)
         actions: list = []
         fm = view.free_map()
         for job in running:
@@ -281,7 +289,8 @@ class LAS(Policy):
             if placed is not None:
                 actions.append(_start(job, placed))
                 # a resumed job restores before it progresses
-                wake = min(wake, self._next_crossing(job, now + (restore if job.preemptions else 0.0)))
+                wake = min(wake, max(self._next_crossing(job, now + (restore if job.preemptions else 0.0)),
+                                     math.nextafter(now, math.inf)))
         if math.isfinite(wake):
             actions.append(Wakeup(wake))
         return actions
