@@ -77,6 +77,12 @@ class _Job:
         self.phase_since = 0.0
         self.gpu_seconds = 0.0
 
+    def stop_running(self, t: float) -> None:
+        """Account the progress made since ``run_since`` up to time ``t`` (fluid rate)."""
+        dt = t - self.run_since
+        self.executed += dt
+        self.work_done = min(self.work_total, self.work_done + self.rate * dt)
+
 
 @dataclass(frozen=True)
 class RawRecords:
@@ -329,8 +335,8 @@ class Simulation:
         if j.version != version or j.state != RUNNING:
             return
         now = self.env.now
-        j.executed += now - j.run_since
-        j.work_done = j.work_total
+        j.stop_running(now)
+        j.work_done = j.work_total  # exactly, whatever the float rounding of rate * time
         self._close_phase(j, "run")
         self._release(j)
         self._active.discard(jid)
@@ -347,9 +353,7 @@ class Simulation:
             raise PolicyError(f"{self.policy.name}: Preempt of unknown job id {a.job_id}")
         j = self._jobs[a.job_id]
         if j.state == RUNNING:
-            dt = now - j.run_since
-            j.executed += dt
-            j.work_done = min(j.work_total, j.work_done + j.rate * dt)
+            j.stop_running(now)
             self._close_phase(j, "run")
         elif j.state == RESTORING:
             self._close_phase(j, "restore")
@@ -494,15 +498,13 @@ class Simulation:
             if progress is not None and env.now >= next_report:
                 progress(env.now)
                 next_report = env.now + report_every
-        end = min(self.horizon, env.now) if math.isfinite(self.horizon) else env.now
-        if math.isfinite(self.horizon) and self._done < n:
-            end = self.horizon
+        # the last event's time when every job ended; else the horizon (or the last event
+        # when nothing more could happen before it)
+        end = self.horizon if (math.isfinite(self.horizon) and self._done < n) else env.now
         # close what is still open at the end
         for j in self._jobs:
             if j.state == RUNNING:
-                dt = end - j.run_since
-                j.executed += dt
-                j.work_done = min(j.work_total, j.work_done + j.rate * dt)
+                j.stop_running(end)
                 self._close_phase(j, "run", end)
             elif j.state in (RESTORING, CHECKPOINTING):
                 self._close_phase(j, "restore" if j.state == RESTORING else "checkpoint", end)

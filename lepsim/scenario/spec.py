@@ -73,12 +73,8 @@ class _DistSpec(Spec):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
-def _dist_models(Q, suffix: str):
-    """Build the distribution models whose parameters are quantities of type ``Q``."""
-
-    class Constant(_DistSpec):
-        dist: Literal["constant"]
-        value: Q
+def _choice_model(Q, name: str):
+    """The ``{dist: choice, values, weights}`` model for values of type ``Q``."""
 
     class Choice(_DistSpec):
         """Pick one of ``values`` with probabilities ``weights`` (default: uniform)."""
@@ -91,6 +87,19 @@ def _dist_models(Q, suffix: str):
         def _weights(self):
             _check_weights(self.values, self.weights)
             return self
+
+    Choice.__name__ = Choice.__qualname__ = name
+    return Choice
+
+
+def _dist_models(Q, suffix: str):
+    """Build the distribution models whose parameters are quantities of type ``Q``."""
+
+    class Constant(_DistSpec):
+        dist: Literal["constant"]
+        value: Q
+
+    Choice = _choice_model(Q, "Choice")
 
     class Uniform(_DistSpec):
         dist: Literal["uniform"]
@@ -179,15 +188,7 @@ LabelDist = Annotated[
 ]
 
 
-class LabelChoice(Spec):
-    dist: Literal["choice"]
-    values: tuple[str, ...] = Field(min_length=1)
-    weights: tuple[Annotated[float, Field(ge=0)], ...] | None = None
-
-    @model_validator(mode="after")
-    def _weights(self):
-        _check_weights(self.values, self.weights)
-        return self
+LabelChoice = _choice_model(str, "LabelChoice")
 
 
 # ----------------------------------------------------------------------------- cluster
