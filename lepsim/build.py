@@ -32,8 +32,66 @@ def make_cost_model(scenario, catalog, base_dir):
     return build_cost_model(catalog, profile_paths=tuple(paths))
 
 
+def _workload_key(scenario, seed, catalog, base_dir) -> tuple:
+    """What the nodes and jobs of a scenario depend on (traces by their modification time)."""
+    stamps = []
+    for t in scenario.workload.traces:
+        p = Path(t.path) if Path(t.path).is_absolute() else base_dir / t.path
+        stamps.append(p.stat().st_mtime_ns if p.is_file() else None)
+    return (
+        scenario.simulation.seed if seed is None else seed,
+        scenario.simulation.horizon,
+        id(catalog),
+        str(base_dir),
+        scenario.model_dump_json(include={"cluster", "workload", "costs"}),
+        tuple(stamps),
+    )
+
+
+def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
+    """Nodes, jobs and warnings; appends problems (cluster, workload, costs of jobs)."""
+    nodes, cluster_problems = resolve_cluster(scenario.cluster, catalog)
+    for path, msg in cluster_problems:
+        add(path, msg)
+    if cluster_problems:
+        return nodes, [], []
+    jobs, job_problems, warnings = build_jobs(scenario, catalog, nodes, base_dir, seed=seed)
+    for p in job_problems:
+        if isinstance(p, Problem):
+            problems.append(p)
+        else:
+            add(*p)
+    reported: set = set()
+
+    def report(job, field: str, msg: str) -> None:
+        """At the trace row a job came from, or at its scenario field (once per source)."""
+        if (job.source, msg) in reported:
+            return
+        reported.add((job.source, msg))
+        if ":" in job.source and not job.source.startswith("workload."):
+            f, line = job.source.rsplit(":", 1)
+            problems.append(Problem(f, int(line), field, msg))
+        else:
+            add(f"{job.source}.{field}", msg)
+
+    gpu_types = sorted({n.gpu_type for n in nodes if n.gpu_type is not None})
+    for j in jobs:
+        if j.iterations is None:
+            continue
+        if j.gpus == 0:
+            report(j, "iterations", "found a CPU-only job with iterations, expected a duration (profiles cost GPU "
+                                    "iterations)")
+            continue
+        for msg in cost.problems(j, [j.gpu_type] if j.gpu_type else gpu_types):
+            report(j, "model", msg)
+    if not jobs and not problems:
+        add("workload", "found no jobs (every source was empty within the horizon), expected at least one job")
+    return nodes, jobs, warnings
+
+
 def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, policy=None):
-    """(Parts or None, list of problems).  ``src`` (the loader's source) gives line numbers."""
+    """(Parts or None, list of problems).  The nodes and jobs are built once per workload
+    content and seed (cached on the scenario); the policy is always a fresh instance.  ``src`` (the loader's source) gives line numbers."""
     from lepsim.scenario.loader import _Source, pydantic_problems, scenario_base
 
     catalog = catalog or default_catalog()
@@ -44,10 +102,6 @@ def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, po
 
     def add(path, msg):
         problems.append(src.problem(path, msg))
-
-    nodes, cluster_problems = resolve_cluster(scenario.cluster, catalog)
-    for path, msg in cluster_problems:
-        add(path, msg)
 
     # policy and its parameters
     pol = policy
@@ -75,42 +129,15 @@ def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, po
 
         cost = CostModel()
 
-    jobs: list = []
-    warnings: list[Problem] = []
-    if not cluster_problems:
-        jobs, job_problems, warnings = build_jobs(scenario, catalog, nodes, base_dir, seed=seed)
-        for p in job_problems:
-            if isinstance(p, Problem):
-                problems.append(p)
-            else:
-                add(*p)
-        gpu_types = sorted({n.gpu_type for n in nodes if n.gpu_type is not None})
-        reported: set = set()
-        for j in jobs:
-            if j.iterations is None:
-                continue
-            if j.gpus == 0:
-                msg = "found a CPU-only job with iterations, expected a duration (profiles cost GPU iterations)"
-                if ":" in j.source and not j.source.startswith("workload."):
-                    f, line = j.source.rsplit(":", 1)
-                    problems.append(Problem(f, int(line), "iterations", msg))
-                elif (j.source, msg) not in reported:
-                    reported.add((j.source, msg))
-                    add(j.source + ".iterations", msg)
-                continue
-            types = [j.gpu_type] if j.gpu_type else gpu_types
-            for msg in cost.problems(j, types):
-                where = j.source
-                if (where, msg) in reported:
-                    continue
-                reported.add((where, msg))
-                if ":" in where and not where.startswith("workload."):
-                    f, line = where.rsplit(":", 1)
-                    problems.append(Problem(f, int(line), "model", msg))
-                else:
-                    add(where + ".model", msg)
-        if not jobs and not problems:
-            add("workload", "found no jobs (every source was empty within the horizon), expected at least one job")
+    key = _workload_key(scenario, seed, catalog, base_dir)
+    built = scenario._built.get(key)
+    if built is None:
+        n_before = len(problems)
+        nodes, jobs, warnings = _build_workload(scenario, catalog, base_dir, seed, cost, add, problems)
+        if len(problems) == n_before:
+            scenario._built[key] = (nodes, jobs, warnings)  # shared by copies: the key is the content
+    else:
+        nodes, jobs, warnings = built
     if problems:
         return None, problems
     return Parts(nodes, jobs, pol, cost, warnings), []

@@ -114,15 +114,10 @@ def cmd_run(args) -> int:
             # --param adds to the scenario's parameters for its own policy; another policy
             # starts from its defaults
             merged = {**scenario.scheduler.params, **params} if same else params
+            # an invalid override (e.g. an unknown --policy) is reported by simulate() below
             scenario = scenario.with_overrides(
                 policy=None if same else args.policy, params=merged if (params or not same) else None, seed=args.seed
             )
-            # re-check with the new policy/params before running
-            from lepsim.scenario.loader import check_scenario
-
-            problems = check_scenario(scenario)
-            if problems:
-                raise ScenarioError(problems)
     except ScenarioError as e:
         return _report_scenario_error(e)
 

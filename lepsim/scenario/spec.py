@@ -389,6 +389,8 @@ class Scenario(Spec):
     costs: CostsSpec = CostsSpec()
     # (directory that relative paths resolve against, file name for messages); set by the loader
     _source: tuple[str, str] | None = PrivateAttr(None)
+    # built nodes and jobs by workload content and seed (lepsim.build); copies share it
+    _built: dict = PrivateAttr(default_factory=dict)
 
     def with_overrides(self, *, policy: str | None = None, params: dict | None = None, seed: int | None = None) -> "Scenario":
         """A validated copy with another policy/params/seed (the engine never mutates a spec).
