@@ -176,12 +176,13 @@ class LAS(Policy):
                 return k
         return len(self.config.thresholds)
 
-    def _next_crossing(self, job, now: float) -> float:
-        """When a job running from ``now`` on reaches its next threshold (inf: never)."""
+    def _next_crossing(self, job, begins: float) -> float:
+        """When a job progressing from ``begins`` on reaches its next threshold (inf: never);
+        always later than ``begins``, so rounding at large times never loses a crossing."""
         a = self._attained(job)
         for th in self.config.thresholds:
             if a < th - 1e-9:
-                return now + (th - a) / max(job.gpus, 1)
+                return max(begins + (th - a) / max(job.gpus, 1), math.nextafter(begins, math.inf))
         return math.inf
 
     def decide(self, view):
@@ -211,13 +212,9 @@ class LAS(Policy):
             if c is None or now >= c[2] or c[0] != job.last_start_time:
                 a = self._attained(job)
                 q = queue_of(a)
-                if q == nq - 1:
-                    until = math.inf
-                else:  # a restoring job starts progressing when its restore ends
-                    begins = now if job.state == "running" else job.last_start_time + restore
-                    until = begins + (cfg.thresholds[q] - a) / max(job.gpus, 1)
-                    if until <= now:  # rounding at large times: never lose the crossing
-                        until = math.nextafter(now, math.inf)
+                # a restoring job starts progressing when its restore ends
+                begins = now if job.state == "running" else job.last_start_time + restore
+                until = self._next_crossing(job, begins)
                 c = cache[job.job_id] = (job.last_start_time, q, until)
             run_q[c[1]].append(job)
             until = c[2]
@@ -289,8 +286,7 @@ class LAS(Policy):
             if placed is not None:
                 actions.append(_start(job, placed))
                 # a resumed job restores before it progresses
-                wake = min(wake, max(self._next_crossing(job, now + (restore if job.preemptions else 0.0)),
-                                     math.nextafter(now, math.inf)))
+                wake = min(wake, self._next_crossing(job, now + (restore if job.preemptions else 0.0)))
         if math.isfinite(wake):
             actions.append(Wakeup(wake))
         return actions
