@@ -14,7 +14,8 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 from lepsim.api import Result, simulate  # noqa: E402
 from lepsim.errors import PolicyError, ScenarioError  # noqa: E402
+from lepsim.experiments.compare import compare  # noqa: E402
 from lepsim.scenario.loader import load_scenario  # noqa: E402
 from lepsim.scenario.spec import Scenario  # noqa: E402
 
-__all__ = ["Result", "Scenario", "ScenarioError", "PolicyError", "load_scenario", "simulate", "__version__"]
+__all__ = ["Result", "Scenario", "ScenarioError", "PolicyError", "compare", "load_scenario", "simulate", "__version__"]

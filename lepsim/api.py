@@ -36,6 +36,14 @@ class Result:
     stats: dict = field(default_factory=dict)   # wall time, events/s: not written with the results
     warnings: list = field(default_factory=list)  # problems that did not stop the run (skipped trace rows)
 
+    @property
+    def label(self) -> str:
+        """The policy with its parameters, e.g. ``las[thresholds=[1h,10h]]`` (the name alone
+        without parameters): tells parameterised variants of one policy apart."""
+        from lepsim.experiments.policyspec import policy_label
+
+        return policy_label(self.policy, self.scenario.scheduler.params)
+
     def measured_completed(self) -> pd.DataFrame:
         """The jobs the JCT, queueing and slowdown metrics use: measured and completed."""
         j = self.jobs

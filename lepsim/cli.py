@@ -240,6 +240,84 @@ def cmd_baseline(args) -> int:
         return _err(f"lepsim: {e}")
 
 
+def _progress_bar(what: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{what}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+
+def compare_table(comp, title: str = "") -> Table:
+    """Rows: the summary rows of ``lepsim run`` and any SLO/cost metrics; one column per
+    policy label, each cell ``mean ± CI half width``."""
+    from lepsim.report.html import SLO_COST, format_ci
+
+    table = comp.table()
+    t = Table(title=title or None, show_header=True, header_style="bold")
+    t.add_column("metric")
+    for lab in comp.labels:
+        t.add_column(lab, justify="right")
+    metrics = comp.metrics()
+    rows = [(k, label) for k, label in SUMMARY_ROWS if k in metrics]
+    rows += [(k, f"  utilization {k[len('utilization['):-1]}") for k in metrics if k.startswith("utilization[")]
+    rows += [(k, k) for k in metrics if SLO_COST.search(k)]
+    for key, label in rows:
+        sub = table[table.metric == key].set_index("policy").reindex(comp.labels)
+        t.add_row(label, *(format_ci(key, m, h) for m, h in zip(sub["mean"], sub["ci_half_width"])))
+    return t
+
+
+def cmd_compare(args) -> int:
+    import lepsim
+    from lepsim.errors import PolicyError, ScenarioError
+    from lepsim.experiments.compare import resolve_seeds, run_comparison
+    from lepsim.experiments.policyspec import parse_policies
+
+    if args.seeds < 1:
+        return _err(f"lepsim: --seeds: found {args.seeds}, expected at least 1")
+    if not 0 < args.confidence < 1:
+        return _err(f"lepsim: --confidence: found {args.confidence}, expected a level between 0 and 1 (e.g. 0.95)")
+    try:
+        policies = parse_policies(args.policies)
+    except ValueError as e:
+        return _err(f"lepsim: --policies: {e}")
+    try:
+        scenario = lepsim.load_scenario(args.scenario)
+    except ScenarioError as e:
+        return _report_scenario_error(e)
+    name = scenario.name or Path(args.scenario).stem
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{name}"
+    seeds = resolve_seeds(scenario, args.seeds)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        if show:
+            with _progress_bar("comparing") as prog:
+                task = prog.add_task(name, total=len(policies) * len(seeds))
+                state = {"n": 0}
+
+                def progress(label: str, seed: int) -> None:
+                    prog.update(task, completed=state["n"], description=f"{name} · {label} · seed {seed}")
+                    state["n"] += 1
+
+                comp = run_comparison(scenario, policies, seeds=seeds, level=args.confidence, progress=progress)
+        else:
+            comp = run_comparison(scenario, policies, seeds=seeds, level=args.confidence)
+    except ScenarioError as e:
+        return _report_scenario_error(e)
+    except ValueError as e:
+        return _err(f"lepsim: {e}")
+    except PolicyError as e:
+        return _err(f"lepsim: policy error: {e}")
+    except LookupError as e:
+        return _err(f"lepsim: cost model: {e}")
+    comp.write(out)
+    console = Console()
+    level = int(round(100 * args.confidence))
+    console.print(compare_table(comp, title=f"{name} · mean ± {level}% CI over seeds {', '.join(map(str, seeds))}"))
+    console.print(f"report: {out / 'report.html'} · tables: {out / 'runs.csv'}, {out / 'stats.csv'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lepsim import __version__
 
@@ -257,6 +335,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", help="run policies on the identical workload over seeds; table with CIs, "
+                                       "HTML report")
+    c.add_argument("scenario")
+    c.add_argument("--policies", required=True, metavar="P1,P2[K=V],...",
+                   help="comma-separated policies, parameters in brackets: fifo,las[thresholds=[1h,10h]]")
+    c.add_argument("--seeds", type=int, default=5, metavar="N",
+                   help="number of seeds, counting up from the scenario's seed (default 5)")
+    c.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL", help="CI level (default 0.95)")
+    c.add_argument("--out", help="report folder (default runs/compare-<scenario>/)")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    c.set_defaults(func=cmd_compare)
 
     v = sub.add_parser("validate", help="check scenario files; report every problem")
     v.add_argument("scenarios", nargs="+")

@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import tempfile
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -80,10 +81,7 @@ def write_run(result, folder: Path, *, formats=FORMATS) -> Path:
     if unknown or not formats:
         raise ValueError(f"found formats {list(formats)}, expected one or more of {', '.join(FORMATS)}")
     folder = Path(folder)
-    parent = folder.parent if str(folder.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
-    try:
+    with atomic_folder(folder) as tmp:
         tables = {"jobs": result.jobs, "intervals": result.intervals, "timeline": result.timeline, "events": result.events}
         for name, df in tables.items():
             if "parquet" in formats:
@@ -92,6 +90,19 @@ def write_run(result, folder: Path, *, formats=FORMATS) -> Path:
                 df.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
         (tmp / "summary.json").write_text(dumps(result.summary))
         (tmp / "manifest.json").write_text(dumps(manifest(result, formats)))
+    return folder
+
+
+@contextmanager
+def atomic_folder(folder: Path):
+    """Yield a temporary folder beside ``folder``; on success it replaces ``folder`` (renamed
+    into place), on an error it is removed and ``folder`` is left as it was."""
+    folder = Path(folder)
+    parent = folder.parent if str(folder.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
+    try:
+        yield tmp
         if folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
             os.rmdir(old)
@@ -103,17 +114,28 @@ def write_run(result, folder: Path, *, formats=FORMATS) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return folder
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file atomically (temp file in the same folder, then rename)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file atomically (temp file in the same folder, then rename)."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextmanager
+def atomic_file(path: Path):
+    """Yield a temporary path beside ``path`` to write; on success it is renamed to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

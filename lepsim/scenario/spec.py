@@ -392,17 +392,26 @@ class Scenario(Spec):
     # built nodes and jobs by workload content and seed (lepsim.build); copies share it
     _built: dict = PrivateAttr(default_factory=dict)
 
-    def with_overrides(self, *, policy: str | None = None, params: dict | None = None, seed: int | None = None) -> "Scenario":
+    def with_overrides(self, *, policy: str | None = None, params: dict | None = None, seed: int | None = None,
+                       values: dict | None = None) -> "Scenario":
         """A validated copy with another policy/params/seed (the engine never mutates a spec).
 
+        ``values`` maps dotted field paths to new values, e.g.
+        ``{"workload.generators[0].rate": "30/h", "cluster.pools.0.count": 8}`` (list items
+        by ``[i]`` or ``.i``; values as a scenario file would write them, units included);
+        they are applied first and the whole scenario is validated again.
+
         Raises :class:`lepsim.errors.ScenarioError` when an override is invalid (e.g. a
-        negative seed); the policy name and parameters are checked when the copy is built
-        into a simulation (or by :func:`lepsim.scenario.loader.check_scenario`).
+        negative seed, a path that does not exist); the policy name and parameters are
+        checked when the copy is built into a simulation (or by
+        :func:`lepsim.scenario.loader.check_scenario`).
         """
         from pydantic import ValidationError
 
         from lepsim.errors import Problem, ScenarioError
 
+        if values:
+            return self._with_values(values).with_overrides(policy=policy, params=params, seed=seed)
         sched = self.scheduler.model_dump()
         if policy is not None:
             sched.update(policy=policy, params=dict(params or {}))
@@ -423,6 +432,57 @@ class Scenario(Spec):
                 for err in e.errors(include_url=False)
             ]) from None
         return new
+
+    def _with_values(self, values: dict) -> "Scenario":
+        from pydantic import ValidationError
+
+        from lepsim.errors import Problem, ScenarioError
+        from lepsim.scenario.loader import _Source, format_path, parse_path, pydantic_problems
+
+        file = self._source[1] if self._source else "<scenario>"
+        data = self.model_dump(mode="python", round_trip=True)
+        data = _thaw(data)
+        problems: list = []
+        for text, value in values.items():
+            path = tuple(int(p) if isinstance(p, str) and p.isdigit() else p for p in parse_path(str(text)))
+            cur = data
+            for i, part in enumerate(path):
+                last = i == len(path) - 1
+                if isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+                    if last:
+                        cur[part] = value
+                    cur = cur[part]
+                elif isinstance(cur, dict) and isinstance(part, str) and (part in cur or last):
+                    if last:
+                        cur[part] = value
+                    cur = cur.get(part)
+                else:
+                    where = format_path(path[:i]) or "the scenario"
+                    problems.append(Problem(file, None, format_path(path),
+                                            f"found no {part!r} in {where} (an override), expected a path into the "
+                                            "scenario"))
+                    break
+        if problems:
+            raise ScenarioError(problems)
+        try:
+            new = Scenario.model_validate(data)
+        except ValidationError as e:
+            raise ScenarioError([
+                Problem(p.file, None, p.path, f"{p.message} (an override)")
+                for p in pydantic_problems(_Source(file, data, {}), e)
+            ]) from None
+        new._source = self._source
+        new._built = self._built  # keyed by content: copies share it
+        return new
+
+
+def _thaw(obj):
+    """Tuples → lists (so that a dotted override can replace an item), recursively."""
+    if isinstance(obj, dict):
+        return {k: _thaw(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_thaw(v) for v in obj]
+    return obj
 
 
 LabelChoice.model_rebuild()
