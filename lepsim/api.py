@@ -90,7 +90,8 @@ def simulate(
     if measure_memory:
         tracemalloc.start()
     t0 = time.perf_counter()
-    sim = Simulation(scenario, parts.nodes, parts.jobs, parts.policy, parts.cost_model, progress=progress)
+    sim = Simulation(scenario, parts.nodes, parts.jobs, parts.policy, parts.cost_model, progress=progress,
+                     topology=parts.topology)
     raw = sim.run()
     t1 = time.perf_counter()
     window = _window(scenario, raw.end_time)

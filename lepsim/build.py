@@ -22,6 +22,7 @@ class Parts:
     policy: object
     cost_model: object
     warnings: list  # Problems that did not stop the run (skipped trace rows)
+    topology: object = None  # lepsim.engine.topology.Topology (None: unconstrained, built by the engine)
 
 
 def make_cost_model(scenario, catalog, base_dir):
@@ -49,12 +50,17 @@ def _workload_key(scenario, seed, catalog, base_dir) -> tuple:
 
 
 def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
-    """Nodes, jobs and warnings; appends problems (cluster, workload, costs of jobs)."""
+    """Nodes, jobs, warnings and topology; appends problems (cluster, network, workload, costs of jobs)."""
+    from lepsim.engine.topology import build_topology
+
     nodes, cluster_problems = resolve_cluster(scenario.cluster, catalog)
     for path, msg in cluster_problems:
         add(path, msg)
     if cluster_problems:
-        return nodes, [], []
+        return nodes, [], [], None
+    topology, net_problems = build_topology(scenario.cluster.network, nodes, catalog)
+    for path, msg in net_problems:
+        add(path, msg)
     jobs, job_problems, warnings = build_jobs(scenario, catalog, nodes, base_dir, seed=seed)
     for p in job_problems:
         if isinstance(p, Problem):
@@ -86,7 +92,7 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
             report(j, "model", msg)
     if not jobs and not problems:
         add("workload", "found no jobs (every source was empty within the horizon), expected at least one job")
-    return nodes, jobs, warnings
+    return nodes, jobs, warnings, topology
 
 
 def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, policy=None):
@@ -133,11 +139,11 @@ def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, po
     built = scenario._built.get(key)
     if built is None:
         n_before = len(problems)
-        nodes, jobs, warnings = _build_workload(scenario, catalog, base_dir, seed, cost, add, problems)
+        nodes, jobs, warnings, topology = _build_workload(scenario, catalog, base_dir, seed, cost, add, problems)
         if len(problems) == n_before:
-            scenario._built[key] = (nodes, jobs, warnings)  # shared by copies: the key is the content
+            scenario._built[key] = (nodes, jobs, warnings, topology)  # shared by copies: the key is the content
     else:
-        nodes, jobs, warnings = built
+        nodes, jobs, warnings, topology = built
     if problems:
         return None, problems
-    return Parts(nodes, jobs, pol, cost, warnings), []
+    return Parts(nodes, jobs, pol, cost, warnings, topology), []

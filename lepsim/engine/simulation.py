@@ -10,6 +10,8 @@ priority below, then scheduling order):
 4. the scheduling pass: the policy is invoked once for everything that happened at this
    timestamp (arrivals and completions are coalesced), and its actions are applied in the
    order returned.
+5. the network settle: flows started or ended at this timestamp are re-shared once
+   (max-min fair, :mod:`lepsim.engine.network`); network transfers complete at priority 0.
 
 Training progress is fluid: a running job makes ``rate`` work units per second (reference
 seconds or iterations, from the cost model) and its completion is one event, rescheduled
@@ -25,6 +27,8 @@ from typing import Callable
 import simpy
 
 from lepsim.costs.base import CostModel
+from lepsim.engine.network import Network
+from lepsim.engine.topology import build_topology
 from lepsim.engine.view import CHECKPOINTING, DONE, PENDING, RESTORING, RUNNING, ClusterView, JobView, NodeView
 from lepsim.errors import PolicyError
 from lepsim.policies.actions import Preempt, Start, Wakeup
@@ -32,7 +36,7 @@ from lepsim.policies.placement import covers
 from lepsim.scenario.resolve import NodeInfo
 from lepsim.workload.jobs import JobRequest
 
-P_PHASE, P_COMPLETE, P_ARRIVAL, P_WAKEUP, P_PASS = 0, 1, 2, 3, 4
+P_PHASE, P_COMPLETE, P_ARRIVAL, P_WAKEUP, P_PASS, P_SETTLE = 0, 1, 2, 3, 4, 5
 MAX_DECISIONS_PER_INSTANT = 10_000  # more policy invocations at one simulated instant = a livelock
 
 
@@ -109,6 +113,7 @@ class Simulation:
         policy,
         cost_model: CostModel | None = None,
         progress: Callable[[float], None] | None = None,
+        topology=None,
     ):
         self.scenario = scenario
         self.policy = policy
@@ -141,6 +146,13 @@ class Simulation:
         self._type_order = tuple(self._capacity)
         self._alloc_by_type = dict.fromkeys(self._type_order, 0)
         self._node_views = tuple(NodeView(n) for n in self._nodes)
+
+        # --- network (unconstrained when the scenario has no cluster.network)
+        if topology is None:
+            from lepsim.hardware import default_catalog
+
+            topology, _ = build_topology(scenario.cluster.network, nodes, default_catalog())
+        self.network = Network(self.env, topology, at=self._at, done_priority=P_PHASE, settle_priority=P_SETTLE)
 
         # --- jobs
         self._jobs = [_Job(r) for r in jobs]

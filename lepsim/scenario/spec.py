@@ -219,8 +219,70 @@ class NodePool(Spec):
         return self
 
 
+class NetworkEdge(Spec):
+    """One full-duplex cable of an explicit topology: ``capacity`` in each direction."""
+
+    a: str = Field(description="an endpoint ('node:<index>', 'storage') or a switch name")
+    b: str
+    capacity: Annotated[Bandwidth, Field(gt=0)] = Field(description="bytes/s in each direction")
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if self.a == self.b:
+            raise ValueError(f"found an edge from {self.a!r} to itself, expected two different ends")
+        return self
+
+
+class StorageAttach(Spec):
+    """Where the shared storage endpoint ``storage`` plugs into the fabric."""
+
+    attach: str = Field("spine", description="'spine', 'rack:<r>' (that rack's ToR) or, with explicit edges, ignored")
+    bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = Field(
+        None, description="capacity of the storage endpoint's link, each direction (default: unlimited)")
+
+
+class NetworkSpec(Spec):
+    """The data-center fabric: a leaf-spine built from a few numbers, or an explicit edge list.
+
+    Every node ``i`` is an endpoint ``node:<i>`` (its NIC side) with a link of its NIC
+    bandwidth to its top-of-rack switch; ``gpus:<i>`` (the node's GPUs) hangs off it by the
+    host (PCIe) link.  Paths are shortest paths (docs/scenario.md).
+    """
+
+    topology: Literal["leaf-spine", "edges"] = Field("leaf-spine", description="leaf-spine or an explicit edge list")
+    nic_bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = Field(
+        None, description="every node's NIC, each direction (default: the node template's NIC bandwidth)")
+    nodes_per_rack: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="leaf-spine: nodes per top-of-rack switch, in node order (default: all in one rack)")
+    oversubscription: Annotated[float, Field(ge=1)] = Field(
+        1.0, description="leaf-spine: a rack's NIC bandwidth over its uplink bandwidth (1 = non-blocking)")
+    uplink_bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = Field(
+        None, description="leaf-spine: each ToR's uplink to the spine, each direction (instead of oversubscription)")
+    edges: tuple[NetworkEdge, ...] = Field((), description="topology: edges - the cables")
+    storage: StorageAttach = StorageAttach()
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.topology == "edges":
+            if not self.edges:
+                raise ValueError("found topology: edges without edges, expected at least one edge")
+            extra = [f for f in ("nodes_per_rack", "uplink_bandwidth") if getattr(self, f) is not None]
+            if self.oversubscription != 1.0:
+                extra.append("oversubscription")
+            if extra:
+                raise ValueError(f"found {', '.join(extra)} with topology: edges, expected them only for leaf-spine")
+        else:
+            if self.edges:
+                raise ValueError("found edges with topology: leaf-spine, expected topology: edges")
+            if self.uplink_bandwidth is not None and self.oversubscription != 1.0:
+                raise ValueError("found both uplink_bandwidth and oversubscription, expected one of them")
+        return self
+
+
 class ClusterSpec(Spec):
     pools: tuple[NodePool, ...] = Field(min_length=1)
+    network: NetworkSpec | None = Field(
+        None, description="the fabric between nodes and storage (default: none, transfers are unconstrained)")
 
 
 # ----------------------------------------------------------------------------- workload

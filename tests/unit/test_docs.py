@@ -133,7 +133,8 @@ def test_scenario_field_tables_match_the_spec_models():
         assert not missing, f"`{path}` fields not documented in docs/scenario.md: {sorted(missing)}"
     # every model reachable from Scenario has its table
     expected = {
-        "Scenario", "cluster", "cluster.pools[]", "workload", "workload.defaults", "workload.jobs[]",
+        "Scenario", "cluster", "cluster.pools[]", "cluster.network", "cluster.network.edges[]",
+        "cluster.network.storage", "workload", "workload.defaults", "workload.jobs[]",
         "workload.generators[]", "workload.generators[].windows[]", "workload.traces[]", "scheduler",
         "scheduler.preemption", "simulation", "costs",
     }
