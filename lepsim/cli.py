@@ -191,8 +191,24 @@ def cmd_schema(args) -> int:
     return 0
 
 
+FAMILIES = {
+    "static": "decided when a job arrives or a job ends; never revisited",
+    "dynamic": "re-evaluated on events and rounds; preempts and migrates at real cost",
+    "adaptive": "changes allocations or capacity from observed state",
+}
+
+
+def _param_rows(cls) -> list[tuple[str, str, str]]:
+    """(name, default, description) of a policy's parameters."""
+    out = []
+    for k, f in cls.Config.model_fields.items():
+        out.append((k, repr(f.default), f.description or ""))
+    return out
+
+
 def cmd_policies(args) -> int:
     from lepsim.policies import registry
+    from lepsim.policies.base import hooks_of
 
     console = Console()
     pols = registry.available()
@@ -202,16 +218,32 @@ def cmd_policies(args) -> int:
         except KeyError as e:
             return _err(f"lepsim: {e.args[0]}")
         console.print(f"[bold]{cls.name}[/] ({cls.family}) — {cls.reference}")
+        hooks = hooks_of(cls)
+        if hooks:
+            console.print(f"hooks: {', '.join(hooks)}")
         console.print(cls.__doc__ or "")
+        t = Table(show_header=True, header_style="bold", title="parameters")
+        for c in ("parameter", "default", "meaning"):
+            t.add_column(c)
+        for row in _param_rows(cls):
+            t.add_row(*row)
+        console.print(t)
         console.print_json(json.dumps(cls.Config.model_json_schema()))
         return 0
-    t = Table(show_header=True, header_style="bold")
-    for c in ("family", "name", "parameters (default)", "follows"):
-        t.add_column(c)
+    by_family: dict[str, list] = {}
     for name, cls in pols.items():
-        ps = ", ".join(f"{k}={f.default!r}" for k, f in cls.Config.model_fields.items())
-        t.add_row(cls.family, name, ps, cls.reference)
-    console.print(t)
+        by_family.setdefault(cls.family, []).append((name, cls))
+    for fam, members in by_family.items():
+        t = Table(show_header=True, header_style="bold", title=f"{fam}: {FAMILIES.get(fam, '')}".rstrip(": "),
+                  title_justify="left")
+        for c in ("name", "parameters (default)", "follows"):
+            t.add_column(c)
+        for name, cls in members:
+            ps = ", ".join(f"{k}={d}" for k, d, _ in _param_rows(cls))
+            t.add_row(name, ps, cls.reference)
+        console.print(t)
+    for name, why in registry.broken().items():
+        console.print(f"[red]not loaded[/]: {why}")
     return 0
 
 

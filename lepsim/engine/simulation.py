@@ -31,7 +31,7 @@ from lepsim.engine.network import Network
 from lepsim.engine.topology import build_topology
 from lepsim.engine.view import CHECKPOINTING, DONE, PENDING, RESTORING, RUNNING, ClusterView, JobView, NodeView
 from lepsim.errors import PolicyError
-from lepsim.policies.actions import Preempt, Start, Wakeup
+from lepsim.policies.actions import Migrate, Preempt, Start, Wakeup
 from lepsim.policies.placement import covers
 from lepsim.scenario.resolve import NodeInfo
 from lepsim.workload.jobs import JobRequest
@@ -55,7 +55,8 @@ class _Job:
     __slots__ = (
         "req", "state", "gpus", "node_shares", "alloc_type", "work_total", "work_done", "rate", "run_since",
         "executed", "version", "first_start", "last_start", "last_stop", "end", "preemptions", "wait_since",
-        "wait_total", "isolated_runtime", "view", "phase_since", "gpu_seconds",
+        "wait_total", "isolated_runtime", "view", "phase_since", "gpu_seconds", "migrations", "moving",
+        "moving_since",
     )
 
     def __init__(self, req: JobRequest):
@@ -80,6 +81,9 @@ class _Job:
         self.isolated_runtime = math.nan
         self.phase_since = 0.0
         self.gpu_seconds = 0.0
+        self.migrations = 0
+        self.moving = None  # (gpus, node shares, GPU type) reserved by a Migrate until the checkpoint ends
+        self.moving_since = 0.0
 
     def stop_running(self, t: float) -> None:
         """Account the progress made since ``run_since`` up to time ``t`` (fluid rate)."""
@@ -243,6 +247,78 @@ class Simulation:
         self._mark_timeline()
         self._request_pass()
 
+    def _claim(self, jid: int, gpus: tuple[int, ...], node: int | None, what: str):
+        """Check that job ``jid`` may take these GPUs (or, asking none, this node) now, and
+        take them; returns (sorted GPU ids, ((node, GPUs there), ...), GPU type)."""
+        name = self.policy.name
+        req = self._jobs[jid].req
+        if req.gpus == 0:
+            if gpus or node is None or not (0 <= node < len(self._nodes)):
+                raise PolicyError(f"{name}: job {jid} asks no GPUs; {what} must name a node and no GPUs")
+            n = self._nodes[node]
+            if not (covers(n.free_cpus, req.cpus) and covers(n.free_mem, req.memory_bytes)):
+                raise PolicyError(f"{name}: job {jid} does not fit on node {n.info.name}")
+            n.free_cpus -= req.cpus
+            n.free_mem -= req.memory_bytes
+            return (), ((node, 0),), None
+        if len(gpus) != req.gpus or len(set(gpus)) != len(gpus):
+            raise PolicyError(f"{name}: job {jid} asks {req.gpus} GPUs (gang), {what} gave {len(set(gpus))} distinct")
+        per_node: dict[int, int] = {}
+        gtype = None
+        for g in gpus:
+            if not (0 <= g < len(self._owner)):
+                raise PolicyError(f"{name}: job {jid}: no GPU with id {g}")
+            if self._owner[g] != -1:
+                raise PolicyError(f"{name}: job {jid}: GPU {g} is held by job {self._owner[g]} (over-allocation refused)")
+            ni = self._gpu_node[g]
+            per_node[ni] = per_node.get(ni, 0) + 1
+            t = self._node_type[ni]
+            if gtype is None:
+                gtype = t
+            elif t != gtype:
+                raise PolicyError(f"{name}: job {jid}: GPUs of mixed types {gtype} and {t}")
+        if req.gpu_type is not None and gtype != req.gpu_type:
+            raise PolicyError(f"{name}: job {jid} requires {req.gpu_type} GPUs, got {gtype}")
+        cpg, mpg = req.cpus / req.gpus, req.memory_bytes / req.gpus
+        for ni, k in per_node.items():
+            n = self._nodes[ni]
+            if not (covers(n.free_cpus, cpg * k) and covers(n.free_mem, mpg * k)):
+                raise PolicyError(f"{name}: job {jid}: node {n.info.name} lacks CPU or memory for {k} GPUs' share")
+        for ni, k in per_node.items():
+            n = self._nodes[ni]
+            n.free_cpus -= cpg * k
+            n.free_mem -= mpg * k
+            taken = set(g for g in gpus if self._gpu_node[g] == ni)
+            n.free = [g for g in n.free if g not in taken]
+        for g in gpus:
+            self._owner[g] = jid
+        self._free_by_type[gtype] -= len(gpus)
+        self._free_total -= len(gpus)
+        self._alloc_by_type[gtype] += len(gpus)
+        self._allocated += len(gpus)
+        return tuple(sorted(gpus)), tuple(sorted(per_node.items())), gtype
+
+    def _unclaim(self, req: JobRequest, gpus: tuple[int, ...], shares, gtype) -> None:
+        """Give back what :meth:`_claim` took."""
+        if req.gpus == 0:
+            node = self._nodes[shares[0][0]]
+            node.free_cpus += req.cpus
+            node.free_mem += req.memory_bytes
+            return
+        cpg, mpg = req.cpus / req.gpus, req.memory_bytes / req.gpus
+        for ni, k in shares:
+            node = self._nodes[ni]
+            node.free_cpus += cpg * k
+            node.free_mem += mpg * k
+            node.free = sorted(node.free + [g for g in gpus if self._gpu_node[g] == ni])
+        for g in gpus:
+            self._owner[g] = -1
+        n = len(gpus)
+        self._free_by_type[gtype] += n
+        self._free_total += n
+        self._alloc_by_type[gtype] -= n
+        self._allocated -= n
+
     def _apply_start(self, a: Start) -> None:
         now = self.env.now
         if not (0 <= a.job_id < len(self._jobs)):
@@ -250,64 +326,7 @@ class Simulation:
         j = self._jobs[a.job_id]
         if j.state != PENDING:
             raise PolicyError(f"{self.policy.name}: Start of job {a.job_id} ({j.req.name}) in state {j.state}, expected pending")
-        req = j.req
-        gpus = tuple(a.gpus)
-        if req.gpus == 0:
-            if gpus or a.node is None or not (0 <= a.node < len(self._nodes)):
-                raise PolicyError(f"{self.policy.name}: job {a.job_id} asks no GPUs; Start must name a node and no GPUs")
-            shares = ((a.node, 0),)
-            node = self._nodes[a.node]
-            if not (covers(node.free_cpus, req.cpus) and covers(node.free_mem, req.memory_bytes)):
-                raise PolicyError(f"{self.policy.name}: job {a.job_id} does not fit on node {node.info.name}")
-            node.free_cpus -= req.cpus
-            node.free_mem -= req.memory_bytes
-            gtype = None
-        else:
-            if len(gpus) != req.gpus or len(set(gpus)) != len(gpus):
-                raise PolicyError(
-                    f"{self.policy.name}: job {a.job_id} asks {req.gpus} GPUs (gang), Start gave {len(set(gpus))} distinct"
-                )
-            per_node: dict[int, int] = {}
-            gtype = None
-            for g in gpus:
-                if not (0 <= g < len(self._owner)):
-                    raise PolicyError(f"{self.policy.name}: job {a.job_id}: no GPU with id {g}")
-                if self._owner[g] != -1:
-                    raise PolicyError(
-                        f"{self.policy.name}: job {a.job_id}: GPU {g} is held by job {self._owner[g]} (over-allocation refused)"
-                    )
-                ni = self._gpu_node[g]
-                per_node[ni] = per_node.get(ni, 0) + 1
-                t = self._node_type[ni]
-                if gtype is None:
-                    gtype = t
-                elif t != gtype:
-                    raise PolicyError(f"{self.policy.name}: job {a.job_id}: GPUs of mixed types {gtype} and {t}")
-            if req.gpu_type is not None and gtype != req.gpu_type:
-                raise PolicyError(f"{self.policy.name}: job {a.job_id} requires {req.gpu_type} GPUs, got {gtype}")
-            cpg, mpg = req.cpus / req.gpus, req.memory_bytes / req.gpus
-            for ni, k in per_node.items():
-                node = self._nodes[ni]
-                if not (covers(node.free_cpus, cpg * k) and covers(node.free_mem, mpg * k)):
-                    raise PolicyError(
-                        f"{self.policy.name}: job {a.job_id}: node {node.info.name} lacks CPU or memory for {k} GPUs' share"
-                    )
-            for ni, k in per_node.items():
-                node = self._nodes[ni]
-                node.free_cpus -= cpg * k
-                node.free_mem -= mpg * k
-                taken = set(g for g in gpus if self._gpu_node[g] == ni)
-                node.free = [g for g in node.free if g not in taken]
-            for g in gpus:
-                self._owner[g] = a.job_id
-            shares = tuple(sorted(per_node.items()))
-            self._free_by_type[gtype] -= len(gpus)
-            self._free_total -= len(gpus)
-            self._alloc_by_type[gtype] += len(gpus)
-            self._allocated += len(gpus)
-        j.gpus = tuple(sorted(gpus))
-        j.node_shares = shares
-        j.alloc_type = gtype
+        j.gpus, j.node_shares, j.alloc_type = self._claim(a.job_id, tuple(a.gpus), a.node, "Start")
         self._remove_pending(a.job_id)
         self._active.add(a.job_id)
         j.wait_total += now - j.wait_since
@@ -316,13 +335,21 @@ class Simulation:
         j.last_start = now
         j.phase_since = now
         self._events.append((now, "start", a.job_id, _nodes_str(j)))
-        if j.preemptions > 0 and self._restore > 0:
-            j.state = RESTORING
-            j.version += 1
-            self._at(self._restore, P_PHASE, self._restored, a.job_id, j.version)
+        if j.preemptions > 0:
+            self._resume(j)
         else:
             self._begin_run(j)
         self._mark_timeline()
+
+    def _resume(self, j: _Job) -> None:
+        """A job that was checkpointed restores on its GPUs before it progresses."""
+        if self._restore > 0:
+            j.state = RESTORING
+            j.phase_since = self.env.now
+            j.version += 1
+            self._at(self._restore, P_PHASE, self._restored, j.req.job_id, j.version)
+        else:
+            self._begin_run(j)
 
     def _restored(self, jid: int, version: int) -> None:
         j = self._jobs[jid]
@@ -359,22 +386,28 @@ class Simulation:
         self._mark_timeline()
         self._request_pass()
 
-    def _apply_preempt(self, a: Preempt) -> None:
+    def _stop(self, jid: int, what: str) -> _Job:
+        """Stop a running or restoring job's progress (the common part of Preempt and Migrate)."""
         now = self.env.now
-        if not (0 <= a.job_id < len(self._jobs)):
-            raise PolicyError(f"{self.policy.name}: Preempt of unknown job id {a.job_id}")
-        j = self._jobs[a.job_id]
+        if not (0 <= jid < len(self._jobs)):
+            raise PolicyError(f"{self.policy.name}: {what} of unknown job id {jid}")
+        j = self._jobs[jid]
         if j.state == RUNNING:
             j.stop_running(now)
             self._close_phase(j, "run")
         elif j.state == RESTORING:
             self._close_phase(j, "restore")
         else:
-            raise PolicyError(f"{self.policy.name}: Preempt of job {a.job_id} in state {j.state}, expected running")
+            raise PolicyError(f"{self.policy.name}: {what} of job {jid} in state {j.state}, expected running")
         j.version += 1
-        j.preemptions += 1
         j.last_stop = now
-        self._active.discard(a.job_id)
+        self._active.discard(jid)
+        return j
+
+    def _apply_preempt(self, a: Preempt) -> None:
+        now = self.env.now
+        j = self._stop(a.job_id, "Preempt")
+        j.preemptions += 1
         self._events.append((now, "preempt", a.job_id, ""))
         if self._checkpoint > 0:
             j.state = CHECKPOINTING
@@ -384,6 +417,52 @@ class Simulation:
         else:
             self._requeue(j)
             self._request_pass()  # the job may fit elsewhere right away
+
+    def _apply_migrate(self, a: Migrate) -> None:
+        now = self.env.now
+        if 0 <= a.job_id < len(self._jobs):
+            j = self._jobs[a.job_id]
+            if j.state in (RUNNING, RESTORING) and set(a.gpus) & set(j.gpus):
+                raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id} to GPUs it holds; expected other GPUs")
+            if j.state in (RUNNING, RESTORING) and j.req.gpus == 0:
+                raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id}, which holds no GPUs")
+        j = self._stop(a.job_id, "Migrate")
+        j.moving = self._claim(a.job_id, tuple(a.gpus), None, "Migrate")
+        j.moving_since = now
+        j.migrations += 1
+        self._events.append((now, "migrate", a.job_id, ",".join(f"{ni}:{k}" for ni, k in j.moving[1])))
+        j.state = CHECKPOINTING
+        j.phase_since = now
+        if self._checkpoint > 0:
+            self._at(self._checkpoint, P_PHASE, self._migrated, a.job_id, j.version)
+            self._mark_timeline()
+        else:
+            self._migrated(a.job_id, j.version)
+
+    def _migrated(self, jid: int, version: int) -> None:
+        j = self._jobs[jid]
+        if j.version != version or j.state != CHECKPOINTING or j.moving is None:
+            return
+        now = self.env.now
+        self._close_phase(j, "checkpoint")
+        self._close_reserve(j, now)
+        self._release(j)
+        j.gpus, j.node_shares, j.alloc_type = j.moving
+        j.moving = None
+        self._active.add(jid)
+        j.last_start = now
+        j.phase_since = now
+        self._events.append((now, "start", jid, _nodes_str(j)))
+        self._resume(j)
+        self._mark_timeline()
+
+    def _close_reserve(self, j: _Job, t1: float) -> None:
+        """Record the time a migrating job held its new GPUs while it checkpointed on the old."""
+        gpus, shares, gtype = j.moving
+        if t1 > j.moving_since:
+            j.gpu_seconds += len(gpus) * (t1 - j.moving_since)
+            self._intervals.append((j.req.job_id, "reserve", j.moving_since, t1, len(gpus), gtype,
+                                    ",".join(f"{ni}:{k}" for ni, k in shares), " ".join(map(str, gpus))))
 
     def _checkpointed(self, jid: int, version: int) -> None:
         j = self._jobs[jid]
@@ -401,25 +480,7 @@ class Simulation:
         self._mark_timeline()
 
     def _release(self, j: _Job) -> None:
-        req = j.req
-        if req.gpus == 0:
-            node = self._nodes[j.node_shares[0][0]]
-            node.free_cpus += req.cpus
-            node.free_mem += req.memory_bytes
-        else:
-            cpg, mpg = req.cpus / req.gpus, req.memory_bytes / req.gpus
-            for ni, k in j.node_shares:
-                node = self._nodes[ni]
-                node.free_cpus += cpg * k
-                node.free_mem += mpg * k
-                node.free = sorted(node.free + [g for g in j.gpus if self._gpu_node[g] == ni])
-            for g in j.gpus:
-                self._owner[g] = -1
-            n = len(j.gpus)
-            self._free_by_type[j.alloc_type] += n
-            self._free_total += n
-            self._alloc_by_type[j.alloc_type] -= n
-            self._allocated -= n
+        self._unclaim(j.req, j.gpus, j.node_shares, j.alloc_type)
         j.gpus = ()
         j.node_shares = ()
 
@@ -470,6 +531,8 @@ class Simulation:
                 self._apply_start(a)
             elif isinstance(a, Preempt):
                 self._apply_preempt(a)
+            elif isinstance(a, Migrate):
+                self._apply_migrate(a)
             elif isinstance(a, Wakeup):
                 if not math.isfinite(a.at) or a.at < self.env.now:
                     raise PolicyError(f"{self.policy.name}: Wakeup at {a.at} is in the past (now {self.env.now})")
@@ -477,7 +540,7 @@ class Simulation:
                     self._wakeups.add(a.at)
                     self._at(self._delay_to(a.at), P_WAKEUP, self._wake, a.at)
             else:
-                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt or Wakeup")
+                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt, Migrate or Wakeup")
 
     def _wake(self, at: float) -> None:
         self._wakeups.discard(at)
@@ -520,6 +583,8 @@ class Simulation:
                 self._close_phase(j, "run", end)
             elif j.state in (RESTORING, CHECKPOINTING):
                 self._close_phase(j, "restore" if j.state == RESTORING else "checkpoint", end)
+                if j.moving is not None:
+                    self._close_reserve(j, end)
             if j.state == PENDING:
                 j.wait_total += end - j.wait_since
         if progress is not None:

@@ -49,6 +49,7 @@ def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFram
         "wait_time_mean_s": _mean(done["wait_time_s"]),
         "slowdown_mean": _mean(done["slowdown"]),
         "preemptions_total": int(jobs["preemptions"].sum()),
+        "migrations_total": int(jobs["migrations"].sum()),
         "makespan_s": float(jobs["end_s"].max() - jobs["submit_time_s"].min()) if jobs["end_s"].notna().any() else math.nan,
         "window_start_s": float(lo),
         "window_end_s": float(hi),

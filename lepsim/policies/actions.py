@@ -26,10 +26,25 @@ class Preempt:
 
 
 @dataclass(frozen=True, slots=True)
+class Migrate:
+    """Move a running (or restoring) job to other GPUs, at the cost of a preemption.
+
+    The new GPUs (as many as the job asks for, of one type, each free now, none of them
+    the job's own, with the CPU and memory shares on their nodes) are reserved at once; the
+    job checkpoints on its old GPUs for ``scheduler.preemption.checkpoint`` seconds, the old
+    GPUs are released, and it restores on the new ones for ``restore`` seconds before it
+    progresses again.  Counted in ``migrations``, not ``preemptions``.
+    """
+
+    job_id: int
+    gpus: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Wakeup:
     """Invoke the policy again at simulated time ``at`` (e.g. when a job crosses a threshold)."""
 
     at: float
 
 
-Action = Start | Preempt | Wakeup
+Action = Start | Preempt | Migrate | Wakeup

@@ -5,21 +5,30 @@ from typing import Literal
 
 from pydantic import Field
 
-from lepsim.policies.actions import Start
-from lepsim.policies.base import Policy, PolicyConfig
+from lepsim.policies.base import HookPolicy, PolicyConfig
 
 
 class SmallestFirstConfig(PolicyConfig):
+    placement: Literal["first_fit", "best_fit", "pack", "spread", "topology", "frag"] = Field(
+        "first_fit", description="placement strategy (lepsim.policies.placement)"
+    )
     consolidate: Literal["prefer", "require", "none"] = Field(
         "prefer", description="prefer one node; require: wait for one node; none: spread over nodes"
     )
+    max_gpus: int | None = Field(None, ge=0, description="admission: jobs asking more GPUs wait (null: no limit)")
 
 
-class SmallestFirst(Policy):
+class SmallestFirst(HookPolicy):
     """Start pending jobs with the fewest GPUs first (ties: submit order); never preempts.
 
     Jobs that do not fit now are passed over, so small jobs fill the gaps a large job
     at the head of a FIFO queue would leave idle (and large jobs may wait long).
+
+    ```yaml
+    scheduler:
+      policy: smallest-first
+      params: {placement: best_fit, max_gpus: 8}
+    ```
     """
 
     name = "smallest-first"
@@ -27,15 +36,12 @@ class SmallestFirst(Policy):
     reference = "example in docs/policies.md"
     Config = SmallestFirstConfig
 
-    def decide(self, view):
-        free = view.free_map()  # private scratch copy: each placement takes its resources
-        actions = []
-        for job in sorted(view.pending(), key=lambda j: (j.gpus, j.job_id)):
-            placed = free.first_fit(job, self.config.consolidate)
-            if placed is None:
-                continue  # does not fit now: try the next job
-            if job.gpus == 0:  # a CPU-only job is placed on a node: ("node", index)
-                actions.append(Start(job.job_id, (), node=placed[1]))
-            else:
-                actions.append(Start(job.job_id, placed))
-        return actions
+    def admit(self, view, job):  # 1. admission: which pending jobs are considered now
+        return self.config.max_gpus is None or job.gpus <= self.config.max_gpus
+
+    def order(self, view, jobs):  # 2. queue order
+        return sorted(jobs, key=lambda j: (j.gpus, j.job_id))
+
+    # 4. allocate (inherited): in queue order, each job placed by 5. place (inherited:
+    # FreeMap.place with the placement and consolidate parameters), passing over the
+    # jobs that do not fit now; each start is recorded on the plan (plan.start).
