@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=None)
     b.set_defaults(func=cmd_baseline)
 
-    for mod in ("lepsim.costs.cli", "lepsim.costs.profile_cli"):
+    for mod in ("lepsim.costs.cli", "lepsim.costs.profile_cli", "lepsim.workload.importers.cli"):
         try:
             m = __import__(mod, fromlist=["register"])
         except ImportError:

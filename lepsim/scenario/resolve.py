@@ -16,7 +16,7 @@ from lepsim.rng import Streams
 from lepsim.workload.distributions import support_max, support_min
 from lepsim.workload.generators import generate
 from lepsim.workload.jobs import JobRequest
-from lepsim.workload.traces import read_trace
+from lepsim.workload.importers import read_jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +205,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                 batch_size=g.batch_size, source=path)))
 
     rank0 = 1 + len(wl.generators)
+    fits: dict[tuple, str | None] = {}
     for i, src in enumerate(wl.traces):
         p = Path(src.path)
         if not p.is_absolute():
@@ -212,9 +213,11 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
         if not p.is_file():
             problems.append((f"workload.traces[{i}].path",
                              f"found {src.path!r}, which is not a file (relative paths start at the scenario's folder), "
-                             "expected a CSV trace"))
+                             f"expected a {'CSV' if src.format == 'csv' else src.format} trace"))
             continue
-        rows, bad = read_trace(p, src, src.path)
+        imported = read_jobs(src, p, src.path)
+        rows, bad = imported.rows, imported.problems
+        warnings.extend(imported.notes)  # rows the importer leaves out on purpose
         if bad and not src.skip_bad_rows:
             problems.extend(bad)  # and still check the good rows below, to report everything
         else:
@@ -230,7 +233,10 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                     continue
             cpus = r["cpus"] if r["cpus"] is not None else r["gpus"] * cpg
             mem = r["memory"] if r["memory"] is not None else r["gpus"] * mpg
-            why = fit_problem(r["gpus"], cpus, mem, gt, nodes)
+            shape = (r["gpus"], cpus, mem, gt)
+            why = fits.get(shape, False)
+            if why is False:  # many trace rows share a shape: check each shape once
+                why = fits[shape] = fit_problem(r["gpus"], cpus, mem, gt, nodes)
             if why:
                 problems.append(Problem(src.path, r["line"], "gpus", f"job {why}"))
                 continue

@@ -375,12 +375,17 @@ Generator = Annotated[Union[PoissonGenerator, BurstGenerator], Field(discriminat
 
 
 class TraceSource(Spec):
-    """A CSV trace: one job per row (see docs/scenario.md for the columns)."""
+    """A job trace: lepsim's CSV (one job per row, see docs/scenario.md for the columns) or
+    an upstream format read by an importer (docs/traces.md)."""
 
-    path: str = Field(description="CSV file, relative to the scenario file")
+    path: str = Field(description="trace file (plain or .gz), relative to the scenario file")
+    format: Literal["csv", "philly", "gavel", "tiresias", "pollux", "alibaba-pods"] = Field(
+        "csv", description="file format: lepsim's CSV, or an upstream trace (docs/traces.md)")
+    gpu_types: dict[str, str] = Field(default_factory=dict,
+                                      description="upstream GPU model name -> catalog GPU type (alibaba-pods)")
     time_scale: Annotated[float, Field(gt=0)] = Field(1.0, description="multiply submit times by this")
     duration_scale: Annotated[float, Field(gt=0)] = Field(1.0, description="multiply durations by this")
-    time_unit: Literal["s", "min", "h"] = Field("s", description="unit of plain numbers in time columns")
+    time_unit: Literal["s", "min", "h"] = Field("s", description="unit of plain numbers in time columns (format csv)")
     limit: Annotated[int, Field(ge=1)] | None = Field(None, description="read at most this many jobs")
     skip_bad_rows: bool = Field(False, description="skip (and report) bad rows instead of failing")
     tenant: str | None = Field(None, description="tenant for rows without one")

@@ -1,4 +1,4 @@
-"""CSV job traces: one job per row.
+"""CSV job traces (lepsim's canonical format; plain or gzipped): one job per row.
 
 Columns (header names, case-insensitive; aliases in brackets):
 
@@ -19,6 +19,7 @@ import csv
 from pathlib import Path
 
 from lepsim.errors import Problem
+from lepsim.workload.importers.common import open_text
 from lepsim.units import UnitError, parse_bytes, parse_duration
 
 _ALIASES = {
@@ -42,7 +43,7 @@ def read_trace(path: Path, src, display: str) -> tuple[list[dict], list[Problem]
     problems: list[Problem] = []
     rows: list[dict] = []
     try:
-        fh = open(path, newline="", encoding="utf-8")
+        fh = open_text(path)
     except OSError as e:
         return [], [Problem(display, None, "", f"cannot read trace: {e.strerror or e}")]
     with fh:

@@ -1,0 +1,191 @@
+"""What every trace importer shares: opening (plain or gzip), numbered CSV rows, one
+place for unit conversion to SI, the job-row record, and the result type.
+
+Unit conversion happens here and nowhere else (each importer names the upstream unit and
+calls one of these):
+
+* ``MILLI`` — Kubernetes milli-units (``cpu_milli``, ``gpu_milli``): value × 1e-3.
+* ``MIB`` — mebibytes (``memory_mib``): value × 2**20 bytes.
+* ``GB`` — decimal gigabytes (Tiresias ``mem_p_node``): value × 1e9 bytes.
+* :func:`wallclock_seconds` — wall-clock timestamps (``2017-10-09 07:01:55``, optionally
+  with a fraction of any length) → seconds since the Unix epoch, read as UTC.
+* Seconds are seconds: every duration/time column of the supported formats is already in s.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from lepsim.errors import Problem
+
+MILLI = 1e-3
+MIB = float(2**20)
+GB = 1e9
+
+#: the keys of one job row, as :func:`lepsim.workload.traces.read_trace` returns them
+JOB_KEYS = ("line", "submit", "gpus", "duration", "iterations", "name", "tenant", "model", "gpu_type",
+            "cpus", "memory", "batch_size")
+
+
+def wallclock_seconds(text: str) -> float:
+    """``'2017-10-09 07:01:55'`` or ``'2023-11-16 18:17:03.9799600'`` → seconds since the
+    epoch (UTC).  Raises ValueError."""
+    text = text.strip()
+    frac = 0.0
+    if "." in text:
+        text, digits = text.split(".", 1)
+        if not digits.isdigit():
+            raise ValueError(text)
+        frac = float("0." + digits)
+    dt = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    return dt.timestamp() + frac
+
+
+def open_text(path: Path):
+    """A text handle on ``path``; ``.gz`` files are decompressed on the fly."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+@dataclass
+class ImportResult:
+    """Rows an importer produced and what it found wrong.
+
+    ``rows``: job rows (dicts with :data:`JOB_KEYS`, SI units) or, for cluster and request
+    formats, that format's records.  ``problems``: bad rows (one :class:`Problem` each, with
+    file and line); they fail the import unless bad rows are skipped.  ``notes``: rows left
+    out on purpose (e.g. GPU shares before the engine has them), summarized; never errors.
+    """
+
+    rows: list = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+
+
+class Rows:
+    """Numbered rows of a CSV (or TSV) file, with a header check and per-row problems.
+
+    Iterate to get ``(line, cells)``; call :meth:`bad` to record a problem on the current
+    row.  ``header`` None means the file has no header row (``columns`` gives the names).
+    """
+
+    def __init__(self, path: Path, display: str, *, columns: tuple[str, ...], required: tuple[str, ...] = (),
+                 header: bool = True, delimiter: str = ","):
+        self.path, self.display = Path(path), display
+        self.columns, self.required = columns, required or columns
+        self.has_header, self.delimiter = header, delimiter
+        self.problems: list[Problem] = []
+        self.index: dict[str, int] = {}
+        self._row_problems = 0
+
+    def fail(self, line: int | None, message: str) -> None:
+        self.problems.append(Problem(self.display, line, "", message))
+
+    def bad(self, line: int, column: str, found, expected: str) -> None:
+        self.problems.append(Problem(self.display, line, column, f"found {found!r}, expected {expected}"))
+        self._row_problems += 1
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+        try:
+            fh = open_text(self.path)
+        except OSError as e:
+            self.fail(None, f"cannot read trace: {e.strerror or e}")
+            return
+        with fh:
+            reader = csv.reader(fh, delimiter=self.delimiter)
+            try:
+                if self.has_header:
+                    try:
+                        head = next(reader)
+                    except StopIteration:
+                        self.fail(1, "trace is empty, expected a header row")
+                        return
+                    cols = {h.strip().lower(): i for i, h in enumerate(head)}
+                    missing = [c for c in self.required if c not in cols]
+                    if missing:
+                        self.fail(1, f"header lacks {', '.join(missing)}; found columns {', '.join(head)}")
+                        return
+                    self.index = {c: cols[c] for c in self.columns if c in cols}
+                else:
+                    self.index = {c: i for i, c in enumerate(self.columns)}
+                width = max(self.index.values()) + 1 if self.index else 0
+                while True:
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        return
+                    line = reader.line_num
+                    if not row or all(not c.strip() for c in row):
+                        continue
+                    if len(row) < width:
+                        self.fail(line, f"found {len(row)} fields, expected {width} ({', '.join(self.columns[:width])})")
+                        continue
+                    yield line, {c: row[i].strip() for c, i in self.index.items()}
+            except (csv.Error, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
+                self.fail(getattr(reader, "line_num", None) or None, f"malformed file: {e}")
+
+    def start_row(self) -> int:
+        """Problem count before a row's checks (compare with :meth:`row_ok`)."""
+        return self._row_problems
+
+    def row_ok(self, mark: int) -> bool:
+        return self._row_problems == mark
+
+
+def number(rows: Rows, line: int, col: str, text: str, *, minimum: float | None = None, strict: bool = False,
+           integer: bool = False, expected: str | None = None) -> float | None:
+    """Parse a numeric cell, recording a problem (and returning None) when it is bad."""
+    try:
+        v = float(text)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError
+        if integer and v != int(v):
+            raise ValueError
+        if minimum is not None and (v <= minimum if strict else v < minimum):
+            raise ValueError
+    except ValueError:
+        what = expected or ("an integer" if integer else "a number")
+        if minimum is not None:
+            what += f" {'>' if strict else '>='} {minimum:g}"
+        rows.bad(line, col, text, what)
+        return None
+    return int(v) if integer else v
+
+
+def wallclock_cell(rows: Rows, line: int, col: str, text: str, example: str) -> float | None:
+    """A wall-clock cell in seconds since the epoch (None and a recorded problem when bad)."""
+    try:
+        return wallclock_seconds(text)
+    except ValueError:
+        rows.bad(line, col, text, f"a wall-clock time such as {example}")
+        return None
+
+
+def from_earliest(records: list[dict], key: str) -> None:
+    """Shift ``records[*][key]`` so that the earliest is 0 (wall clock → seconds from the start)."""
+    if records:
+        t0 = min(r[key] for r in records)
+        for r in records:
+            r[key] -= t0
+
+
+def job_row(line: int, submit: float, gpus: int, *, duration: float | None = None, iterations: float | None = None,
+            name: str | None = None, tenant: str | None = None, model: str | None = None, gpu_type: str | None = None,
+            cpus: float | None = None, memory: float | None = None, batch_size: int | None = None) -> dict:
+    """One job row in SI units (the shape the CSV reader returns)."""
+    return dict(line=line, submit=submit, gpus=gpus, duration=duration, iterations=iterations, name=name or None,
+                tenant=tenant, model=model or None, gpu_type=gpu_type or None, cpus=cpus, memory=memory,
+                batch_size=batch_size)
+
+
+def summarize_lines(display: str, lines: list[int], what: str) -> Problem:
+    """One note for many rows left out for the same reason: count and first lines."""
+    shown = ", ".join(str(x) for x in lines[:5]) + (", …" if len(lines) > 5 else "")
+    return Problem(display, lines[0], "", f"{len(lines)} row{'s' if len(lines) != 1 else ''} {what} (lines {shown})")
