@@ -146,6 +146,18 @@ class ClusterView:
     def pending_count(self) -> int:
         return len(self._sim._pending)
 
+    def running_count(self) -> int:
+        """Number of jobs holding resources and not leaving them (``len(running())``, in O(1))."""
+        return len(self._sim._active)
+
+    def events(self, since: int = 0) -> list[tuple]:
+        """The engine's event records from position ``since`` on: ``(time_s, kind, job_id,
+        detail)`` with kind ``arrive``, ``start``, ``complete``, ``preempt`` (and any kind
+        other parts of the engine add).  The log only grows, so a policy that keeps state
+        across calls reads what is new with ``since += len(returned)``."""
+        ev = self._sim._events
+        return ev[since:] if since < len(ev) else []
+
     def running(self) -> tuple[JobView, ...]:
         """Jobs holding GPUs and not leaving them (restoring or running), by job id."""
         jobs = self._sim._jobs

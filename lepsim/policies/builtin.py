@@ -1,6 +1,8 @@
 """Built-in policies: FIFO, SJF (oracle) and Tiresias-style discretized 2D-LAS."""
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 from typing import Literal
 
@@ -8,6 +10,7 @@ from pydantic import Field, field_validator
 
 from lepsim.policies.actions import Preempt, Start, Wakeup
 from lepsim.policies.base import Policy, PolicyConfig
+from lepsim.policies.priority import JobSets, RankedRunning, admit, candidates, place
 from lepsim.policies.registry import register
 from lepsim.units import UnitError, parse_duration
 
@@ -166,6 +169,16 @@ class LAS(Policy):
         self._run_cache: dict[int, tuple] = {}
         # promoted jobs count their attained service from the promotion on (as if reset)
         self._promoted: dict[int, float] = {}
+        self._sets = JobSets()
+        self._types: dict | None = None       # GPU type -> index (view.gpu_types order)
+        self._ranked: RankedRunning | None = None  # running jobs by (queue, 0, id)
+        self._pend: list[tuple] = []          # pending keys (queue, 1, id), sorted
+        self._pkey: dict[int, tuple] = {}     # pending job id -> its key
+        self._pinfo: dict[int, tuple] = {}    # pending job id -> (GPUs, candidate type indices)
+        self._zero = 0                        # pending jobs asking no GPUs
+        self._fresh: set[int] = set()         # started since the last full decision
+        self._cross: list = []                # heap (crossing time, id, cache entry)
+        self._promo: list = []                # heap (promotion due, id, pending key)
 
     def _attained(self, job) -> float:
         return job.attained_service - self._promoted.get(job.job_id, 0.0)
@@ -185,104 +198,136 @@ class LAS(Policy):
                 return max(begins + (th - a) / max(job.gpus, 1), math.nextafter(begins, math.inf))
         return math.inf
 
+    # ------------------------------------------------------------------ incremental state
+    def _add_pending(self, job) -> None:
+        jid = job.job_id
+        q = self._queue_of(self._attained(job))
+        key = (q, 1, jid)
+        self._pkey[jid] = key
+        bisect.insort(self._pend, key)
+        self._pinfo[jid] = (job.gpus, candidates(job, self._types))
+        if job.gpus == 0:
+            self._zero += 1
+        knob = self.config.promote_knob
+        if knob is not None and q > 0 and job.last_stop_time is not None:
+            due = job.last_stop_time + knob * max(job.last_stop_time - job.last_start_time, 0.0)
+            heapq.heappush(self._promo, (due, jid, key))
+
+    def _drop_pending(self, jid: int, view) -> None:
+        key = self._pkey.pop(jid, None)
+        if key is not None:
+            i = bisect.bisect_left(self._pend, key)
+            del self._pend[i]
+            if self._pinfo.pop(jid)[0] == 0:
+                self._zero -= 1
+
+    def _sync(self, view) -> None:
+        sets = self._sets
+        types = view.gpu_types
+        if self._types is None or tuple(self._types) != types:
+            self._types = {t: i for i, t in enumerate(types)}
+            sets.resync(view)
+        else:
+            sets.sync(view)
+        job = view.job
+        if sets.resynced:
+            self._ranked = RankedRunning(len(self._types))
+            self._pend, self._pkey, self._pinfo, self._zero = [], {}, {}, 0
+            self._cross, self._promo = [], []
+            self._fresh = set(sets.running)
+            for jid in sorted(sets.pending):
+                self._add_pending(job(jid))
+            return
+        ranked, fresh = self._ranked, self._fresh
+        for jid in sets.left_pending:
+            self._drop_pending(jid, view)
+        fresh.update(sets.entered_running)
+        for jid in sets.left_running:
+            ranked.remove(jid)
+            fresh.discard(jid)
+        for jid in sets.entered_pending:
+            self._add_pending(job(jid))
+
+    def _entry(self, job, now: float, restore: float) -> tuple:
+        """(start time, queue, next crossing) of a running job, computed at ``now``."""
+        q = self._queue_of(self._attained(job))
+        # a restoring job starts progressing when its restore ends
+        begins = now if job.state == "running" else job.last_start_time + restore
+        c = (job.last_start_time, q, self._next_crossing(job, begins))
+        self._run_cache[job.job_id] = c
+        if c[2] != math.inf:
+            heapq.heappush(self._cross, (c[2], job.job_id, c))
+        return c
+
+    def _place_running(self, job, q: int) -> None:
+        g = job.gpus
+        ti = self._types[job.allocated_gpu_type] if g else -1
+        self._ranked.add((q, 0, job.job_id), g, ti)
+
     def decide(self, view):
         """Admit by (queue, holding GPUs first, submit time); preempt running jobs left out.
 
-        Cost per decision: O(running + pending scanned until the GPUs are spoken for).  A
-        running job's next threshold crossing is fixed while it runs; it is cached per
-        (job, start) and the policy asks to be woken at the earliest one (the engine keeps
-        one wake-up per distinct time).
+        The ranked sets are kept across decisions (see :mod:`lepsim.policies.priority`):
+        a decision costs O(changes since the last one + pending jobs scanned +
+        running jobs / block size), not O(running).  A running job's next threshold
+        crossing is fixed while it runs; it is cached per (job, start) and kept in a heap,
+        and the policy asks to be woken at the earliest one (the engine keeps one wake-up
+        per distinct time).
         """
         cfg = self.config
         if view.pending_count() == 0:
             return []  # nobody waits: no reason to preempt; the next arrival invokes us again
         now = view.now
-        nq = len(cfg.thresholds) + 1
-        queue_of = self._queue_of
-        wake = math.inf
         ckpt, restore = view.preemption_costs()
-        running = view.running()  # job-id order = submit order
-        # a running job's queue changes only when it crosses a threshold, at a time fixed
-        # when it starts: cache (queue, valid until) per (job, start time)
+        self._sync(view)
+        job_of = view.job
         cache = self._run_cache
-        cache_get = cache.get
-        run_q: list[list] = [[] for _ in range(nq)]
-        for job in running:
-            c = cache_get(job.job_id)
-            if c is None or now >= c[2] or c[0] != job.last_start_time:
-                a = self._attained(job)
-                q = queue_of(a)
-                # a restoring job starts progressing when its restore ends
-                begins = now if job.state == "running" else job.last_start_time + restore
-                until = self._next_crossing(job, begins)
-                c = cache[job.job_id] = (job.last_start_time, q, until)
-            run_q[c[1]].append(job)
-            until = c[2]
-            if now < until < wake:
-                wake = until
-        if len(cache) > 4 * len(running) + 64:
-            live = {j.job_id for j in running}
-            self._run_cache = {k: v for k, v in cache.items() if k in live}
-        pending = list(view.pending())  # submit order
-        promote = cfg.promote_knob
-        pend_q: list[list] = [[] for _ in range(nq)]
-        for job in pending:
-            q = queue_of(self._attained(job))
-            if promote is not None and q > 0 and job.last_stop_time is not None:
-                due = job.last_stop_time + promote * max(job.last_stop_time - job.last_start_time, 0.0)
-                if now >= due - 1e-9:  # the same comparison as the wake-up below: no self-wake loop
-                    q = 0  # starving: back to the highest queue, attained service counted anew
-                    self._promoted[job.job_id] = job.attained_service
-                else:
-                    wake = min(wake, due)
-            pend_q[q].append(job)
+        ranked = self._ranked
+        # running jobs started since the last decision: their cached entry, if still valid
+        if self._fresh:
+            for jid in self._fresh:
+                job = job_of(jid)
+                c = cache.get(jid)
+                if c is None or now >= c[2] or c[0] != job.last_start_time:
+                    c = self._entry(job, now, restore)
+                elif c[2] != math.inf:
+                    heapq.heappush(self._cross, (c[2], jid, c))
+                self._place_running(job, c[1])
+            self._fresh = set()
+        # running jobs whose crossing has come: new queue, next crossing
+        cross = self._cross
+        while cross and cross[0][0] <= now:
+            _, jid, c = heapq.heappop(cross)
+            if jid in ranked and cache.get(jid) is c:
+                job = job_of(jid)
+                c2 = self._entry(job, now, restore)
+                if c2[1] != c[1]:
+                    ranked.remove(jid)
+                    self._place_running(job, c2[1])
+        if len(cache) > 4 * len(ranked) + 64:
+            self._run_cache = cache = {k: v for k, v in cache.items() if k in ranked}
+        while cross and not (cross[0][1] in ranked and cache.get(cross[0][1]) is cross[0][2]):
+            heapq.heappop(cross)
+        wake = cross[0][0] if cross else math.inf
+        # starving pending jobs: back to the highest queue, attained service counted anew
+        promo = self._promo
+        while promo and now >= promo[0][0] - 1e-9:  # the same comparison as the wake-up: no self-wake loop
+            _, jid, key = heapq.heappop(promo)
+            if self._pkey.get(jid) is key:
+                job = job_of(jid)
+                self._drop_pending(jid, view)
+                self._promoted[jid] = job.attained_service
+                self._add_pending(job)
+        while promo and self._pkey.get(promo[0][1]) is not promo[0][2]:
+            heapq.heappop(promo)
+        if promo:
+            wake = min(wake, promo[0][0])
 
-        room = {t: view.capacity(t) for t in view.gpu_types}
-        idle = {t: view.free_gpus(t) for t in view.gpu_types}
-        any_room = sum(room.values())
-        keep: set[int] = set()
-        want: list = []
-        keep_add = keep.add
-        for k in range(nq):
-            for job in run_q[k]:
-                # inside a queue, jobs holding GPUs go first: a job is preempted only for a job
-                # of a strictly higher-priority queue, never to swap two jobs of the same queue
-                g = job.gpus
-                if g == 0:
-                    keep_add(job.job_id)
-                    continue
-                t = job.allocated_gpu_type
-                if room[t] >= g:
-                    room[t] -= g
-                    any_room -= g
-                    keep_add(job.job_id)
-            for job in pend_q[k]:
-                g = job.gpus
-                if g == 0:
-                    want.append(job)
-                    continue
-                if any_room <= 0:
-                    continue
-                types = [job.gpu_type] if job.gpu_type else list(room)
-                # book a type with GPUs idle right now before one whose GPUs others hold
-                t = next((t for t in types if room.get(t, 0) >= g and idle.get(t, 0) >= g), None)
-                if t is None:
-                    t = next((t for t in types if room.get(t, 0) >= g), None)
-                if t is not None:
-                    room[t] -= g
-                    any_room -= g
-                    idle[t] = max(idle.get(t, 0) - g, 0)
-                    want.append(job)
-        actions: list = []
-        fm = view.free_map()
-        for job in running:
-            if job.job_id not in keep:
-                actions.append(Preempt(job.job_id))
-                if ckpt == 0:  # its GPUs are free at once; otherwise after the checkpoint
-                    fm.release(job, view.node_of)
+        drop, want = admit(view, ranked, self._pend, self._pinfo, self._types, zero_pending=self._zero)
+        actions: list = [Preempt(jid) for jid in sorted(drop)]
         strategy = "best" if cfg.placement == "best_fit" else "first"
-        for job in want:
-            placed = fm.first_fit(job, cfg.consolidate, strategy)
+        # with no checkpoint time the preempted jobs' GPUs are free at once (else after it)
+        for job, placed in place(view, want, drop, ckpt, cfg.consolidate, strategy):
             if placed is not None:
                 actions.append(_start(job, placed))
                 # a resumed job restores before it progresses
