@@ -350,6 +350,71 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from lepsim.errors import ScenarioError
+    from lepsim.experiments.sweep import load_sweep, run_sweep
+
+    if args.workers is not None and args.workers < 1:
+        return _err(f"lepsim: --workers: found {args.workers}, expected at least 1")
+    if args.ray is not None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            return _err("lepsim: --ray needs the ray package, expected it installed: pip install 'lepsim[ray]'")
+    try:
+        sweep = load_sweep(args.sweep)
+    except ScenarioError as e:
+        return _report_scenario_error(e)
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{sweep.name}"
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        if show:
+            with _progress_bar("sweeping") as prog:
+                task = prog.add_task(sweep.name, total=len(sweep.cells))
+                outcome = run_sweep(sweep, out, workers=args.workers, ray=args.ray,
+                                    progress=lambda n, total: prog.update(task, completed=n))
+        else:
+            outcome = run_sweep(sweep, out, workers=args.workers, ray=args.ray)
+    except ConnectionError as e:
+        return _err(f"lepsim: --ray {args.ray}: cannot connect: {e}")
+    for index, why in sorted(outcome.failed.items()):
+        c = sweep.cells[index]
+        where = ", ".join(f"{k}={v}" for k, v in c.point)
+        sys.stderr.write(f"lepsim: cell {index} ({where + ', ' if where else ''}{c.policy.label}, seed {c.seed}) "
+                         f"failed: {why}\n")
+    _print_sweep(sweep, outcome)
+    return 1 if outcome.failed else 0
+
+
+def _print_sweep(sweep, outcome) -> None:
+    from lepsim.experiments.compare import stats_table
+
+    df = outcome.table
+    console = Console()
+    if len(df):
+        keys = sweep.grid_paths + ["policy"]
+        df = df.assign(_group=df[keys].astype(str).agg(" | ".join, axis=1)) if keys else df
+        metrics = [m for m in ("jct_mean_s", "queueing_delay_mean_s", "utilization") if m in df.columns]
+        st = stats_table(df, metrics, by="_group")
+        t = Table(title=f"{sweep.name} · mean ± 95% CI over seeds", show_header=True, header_style="bold")
+        for k in keys:
+            t.add_column(k)
+        t.add_column("seeds", justify="right")
+        labels = {"jct_mean_s": "mean JCT", "queueing_delay_mean_s": "mean queueing delay", "utilization": "utilization"}
+        for m in metrics:
+            t.add_column(labels[m], justify="right")
+        from lepsim.report.html import format_ci
+
+        for group, g in df.groupby("_group", sort=False):
+            first = g.iloc[0]
+            sub = st[st["_group"] == group].set_index("metric")
+            t.add_row(*(str(first[f"{k}:given"] if f"{k}:given" in g else first[k]) for k in keys),
+                      str(len(g)), *(format_ci(m, sub.loc[m, "mean"], sub.loc[m, "ci_half_width"]) for m in metrics))
+        console.print(t)
+    console.print(f"{len(sweep.cells)} cells: {outcome.ran} ran, {outcome.reused} already recorded, "
+                  f"{len(outcome.failed)} failed · table: {outcome.path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lepsim import __version__
 
@@ -381,6 +446,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     c.set_defaults(func=cmd_compare)
+
+    sw = sub.add_parser("sweep", help="a grid over scenario parameters x policies x seeds into one Parquet table; "
+                                      "resumable; local processes or Ray")
+    sw.add_argument("sweep", help="sweep file (YAML; see docs/experiments.md)")
+    sw.add_argument("--out", help="sweep folder (default runs/sweep-<name>/); rerunning resumes it")
+    sw.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: the CPUs available)")
+    sw.add_argument("--ray", metavar="ADDRESS", help="run the cells as Ray tasks on this cluster ('auto': the "
+                                                   "running one)")
+    g = sw.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    sw.set_defaults(func=cmd_sweep)
 
     v = sub.add_parser("validate", help="check scenario files; report every problem")
     v.add_argument("scenarios", nargs="+")

@@ -217,13 +217,15 @@ def pydantic_problems(src: _Source, err: ValidationError, *, prefix: Loc = (), m
 
 
 # ----------------------------------------------------------------------------- loading
-def _read(path: Path, display: str) -> _Source:
+def _read(path: Path, display: str, *, kind: str = "scenario",
+          keys: str = "cluster, workload and scheduler") -> _Source:
+    """A YAML file (a ``kind`` file, a mapping with ``keys``) with its line map."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError([Problem(display, None, "", "no such file, expected a scenario YAML file")]) from None
+        raise ScenarioError([Problem(display, None, "", f"no such file, expected a {kind} YAML file")]) from None
     except IsADirectoryError:
-        raise ScenarioError([Problem(display, None, "", "is a directory, expected a scenario YAML file")]) from None
+        raise ScenarioError([Problem(display, None, "", f"is a directory, expected a {kind} YAML file")]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError([Problem(display, None, "", f"cannot read: {e}")]) from None
     try:
@@ -237,9 +239,9 @@ def _read(path: Path, display: str) -> _Source:
     except yaml.YAMLError as e:
         raise ScenarioError([Problem(display, None, "", f"YAML error: {e}")]) from None
     if node is None or data is None:
-        raise ScenarioError([Problem(display, 1, "", "file is empty, expected a mapping with cluster, workload and scheduler")])
+        raise ScenarioError([Problem(display, 1, "", f"file is empty, expected a mapping with {keys}")])
     if not isinstance(data, dict):
-        raise ScenarioError([Problem(display, 1, "", f"found a {type(data).__name__}, expected a mapping with cluster, workload and scheduler")])
+        raise ScenarioError([Problem(display, 1, "", f"found a {type(data).__name__}, expected a mapping with {keys}")])
     return _Source(display, data, _line_map(node))
 
 

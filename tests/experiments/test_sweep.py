@@ -1,0 +1,201 @@
+"""`lepsim sweep`: the sweep file's errors, determinism, resuming, local pool == in-process == Ray."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import lepsim
+from lepsim.cli import main
+from lepsim.errors import ScenarioError
+from lepsim.experiments import sweep as sweep_mod
+from lepsim.experiments.sweep import load_sweep, run_sweep
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+# ----------------------------------------------------------------------------- the cells
+def test_cells_cover_the_grid_in_order(sweep_folder):
+    sw = load_sweep(sweep_folder / "load.yaml")
+    assert sw.name == "load" and len(sw.cells) == 8
+    got = [(dict(c.point)["workload.generators[0].rate"], c.policy.label, c.seed) for c in sw.cells]
+    assert got == [(r, p, s) for r in ("2/h", "4/h") for p in ("fifo", "las[thresholds=[30min]]") for s in (5, 6)]
+    assert len({c.cell_id for c in sw.cells}) == 8
+    c = sw.cells[-1]
+    assert c.resolved == (("workload.generators[0].rate", pytest.approx(4 / 3600)),)
+    sc = lepsim.Scenario.model_validate_json(c.scenario_json)
+    assert sc.simulation.horizon == 8 * 3600 and sc.scheduler.params == {"thresholds": ["30min"]}
+
+
+def test_table_rows_are_the_simulations(sweep_folder):
+    out = run_sweep(sweep_folder / "load.yaml", sweep_folder / "out", workers=1)
+    df = out.table
+    assert (out.ran, out.reused, out.failed) == (8, 0, {})
+    assert list(df.columns[:7]) == ["cell", "cell_id", "workload.generators[0].rate",
+                                    "workload.generators[0].rate:given", "policy", "policy_name", "seed"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out.path), df)
+    sc = lepsim.load_scenario(sweep_folder / "small.yaml").with_overrides(
+        values={"simulation.horizon": "8h", "workload.generators[0].rate": "4/h"}, policy="las",
+        params={"thresholds": ["30min"]})
+    r = lepsim.simulate(sc, seed=6)
+    row = df.iloc[7]
+    assert (row["policy"], row["seed"], row["workload.generators[0].rate:given"]) == ("las[thresholds=[30min]]", 6, "4/h")
+    for k in ("jct_mean_s", "utilization", "preemptions_total", "jobs_completed"):
+        assert row[k] == r.summary[k]
+
+
+# ----------------------------------------------------------------------------- determinism
+def test_same_table_twice_and_pool_equals_in_process(sweep_folder):
+    a = run_sweep(sweep_folder / "load.yaml", sweep_folder / "a", workers=1)
+    b = run_sweep(sweep_folder / "load.yaml", sweep_folder / "b", workers=2)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert a.path.read_bytes() == b.path.read_bytes()
+    c = run_sweep(sweep_folder / "load.yaml", sweep_folder / "c", workers=1)
+    assert c.path.read_bytes() == a.path.read_bytes()
+
+
+# ----------------------------------------------------------------------------- resuming
+def test_resume_runs_only_the_missing_cells(sweep_folder, monkeypatch):
+    full = run_sweep(sweep_folder / "load.yaml", sweep_folder / "out", workers=1)
+    sw = load_sweep(sweep_folder / "load.yaml")
+    for i in (1, 4, 6):
+        sweep_mod.cell_path(sweep_folder / "out", sw.cells[i]).unlink()
+    (sweep_folder / "out" / "results.parquet").unlink()
+    ran = []
+    real = sweep_mod.run_cell
+
+    def counting(task):
+        ran.append(task["cell_id"])
+        return real(task)
+
+    monkeypatch.setattr(sweep_mod, "run_cell", counting)
+    again = run_sweep(sw, sweep_folder / "out", workers=1)
+    assert ran == [sw.cells[i].cell_id for i in (1, 4, 6)]
+    assert (again.ran, again.reused) == (3, 5)
+    assert again.path.read_bytes() == full.path.read_bytes()
+
+
+def test_interrupted_sweep_keeps_finished_cells(sweep_folder, monkeypatch):
+    real = sweep_mod.run_cell
+    calls = []
+
+    def dies_on_the_fourth(task):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(sweep_mod, "run_cell", dies_on_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep_folder / "load.yaml", sweep_folder / "out", workers=1)
+    partial = pd.read_parquet(sweep_folder / "out" / "results.parquet")
+    assert partial["cell"].tolist() == [0, 1, 2]
+    monkeypatch.setattr(sweep_mod, "run_cell", real)
+    rest = run_sweep(sweep_folder / "load.yaml", sweep_folder / "out", workers=1)
+    assert (rest.ran, rest.reused) == (5, 3)
+    fresh = run_sweep(sweep_folder / "load.yaml", sweep_folder / "fresh", workers=1)
+    assert rest.path.read_bytes() == fresh.path.read_bytes()
+
+
+def test_a_changed_cell_is_run_again(sweep_text, sweep_folder):
+    run_sweep(sweep_folder / "load.yaml", sweep_folder / "out", workers=1)
+    (sweep_folder / "load.yaml").write_text(sweep_text.replace("[2/h, 4/h]", "[2/h, 5/h]"))
+    again = run_sweep(sweep_folder / "load.yaml", sweep_folder / "out", workers=1)
+    assert (again.ran, again.reused) == (4, 4)
+
+
+def test_failed_cells_are_reported_not_recorded(sweep_folder, monkeypatch, capsys):
+    real = sweep_mod.run_cell
+
+    def fails_for_seed_6(task):
+        if task["seed"] == 6:
+            raise ValueError("boom")
+        return real(task)
+
+    monkeypatch.setattr(sweep_mod, "run_cell", fails_for_seed_6)
+    rc = main(["sweep", str(sweep_folder / "load.yaml"), "--out", str(sweep_folder / "out"), "--workers", "1", "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 4 and all(re.match(r"lepsim: cell \d \(.*seed 6\) failed: ValueError: boom$", x) for x in lines)
+    assert pd.read_parquet(sweep_folder / "out" / "results.parquet")["seed"].tolist() == [5] * 4
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_sweep_prints_the_table_and_resumes(sweep_folder, capsys):
+    args = ["sweep", str(sweep_folder / "load.yaml"), "--out", str(sweep_folder / "out"), "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "8 cells: 8 ran, 0 already recorded, 0 failed" in out and "mean JCT" in out
+    assert main(args) == 0
+    assert "8 cells: 0 ran, 8 already recorded" in capsys.readouterr().out
+
+
+BAD = [
+    ("seeds: 2\n", "seeds: 0\n", r"load.yaml:9: seeds: found 0, expected a count of at least 1 or a list of seeds$"),
+    ("name: load\n", "name: load\nbogus: 1\n", r"load.yaml:2: bogus: found unknown key 'bogus', expected one of: name, "),
+    ("[2/h, 4/h]", "[2/h, -4/h]", r"load.yaml:5: grid.workload.generators\[0\].rate\[1\]: found '-4/h', expected "
+                                  r"greater than 0 \(an override\)"),
+    ("workload.generators[0].rate:", "workload.generators[3].rate:",
+     r"load.yaml:5: grid.workload.generators\[3\].rate\[0\]: found no 3 in workload.generators"),
+    ("  - fifo\n", "  - fifo[x=\n", r"load.yaml:7: policies\[0\]: found 'fifo\[x=', expected NAME\[KEY=VALUE,...\]"),
+    ("  - fifo\n", "  - nope\n", r"load.yaml:7: policies\[0\]: scheduler.policy: found 'nope', expected a policy: "),
+    ("scenario: small.yaml", "scenario: missing.yaml", r"load.yaml:2: scenario: found 'missing.yaml', no such file"),
+    ("seeds: 2\n", "seeds: [1, 1]\n", r"load.yaml:9: seeds: found repeated seeds \[1, 1\], expected distinct seeds"),
+    ("set: {simulation.horizon: 8h}", "set: {simulation.horizon: 1h}", r"load.yaml:3: set.simulation.horizon: "
+                                                                       r"found warmup \+ cooldown >= horizon"),
+]
+
+
+@pytest.mark.parametrize("old, new, pattern", BAD, ids=[b[2][:40] for b in BAD])
+def test_bad_sweep_file_exit_2_one_line_each(sweep_text, sweep_folder, capsys, old, new, pattern):
+    text = sweep_text.replace(old, new, 1)
+    assert text != sweep_text
+    (sweep_folder / "load.yaml").write_text(text)
+    rc = main(["sweep", str(sweep_folder / "load.yaml"), "--out", str(sweep_folder / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2 and "Traceback" not in err
+    assert re.search(pattern, lines[0].replace(str(sweep_folder) + os.sep, "")), lines
+    assert lines[-1].endswith("nothing was run or written") and len(lines) == 2, lines
+    assert not (sweep_folder / "out").exists()
+
+
+def test_a_grid_point_that_cannot_run_is_reported_once(sweep_text, sweep_folder, capsys):
+    (sweep_folder / "load.yaml").write_text(sweep_text.replace("[2/h, 4/h]", "[2/h, 4/h]\n  cluster.pools[0].gpus_per_node: [4, 2]"))
+    rc = main(["sweep", str(sweep_folder / "load.yaml"), "--out", str(sweep_folder / "out"), "--no-progress"])
+    lines = capsys.readouterr().err.replace(str(sweep_folder) + os.sep, "").strip().splitlines()
+    assert rc == 2 and len(lines) == 3 and not (sweep_folder / "out").exists()
+    assert lines[-1] == "lepsim: 2 problems found; nothing was run or written"
+    assert all(x.startswith("load.yaml:4: ") and x.endswith(
+        "(first at the grid point workload.generators[0].rate=2/h, cluster.pools[0].gpus_per_node=2)") for x in lines[:2])
+    assert any(x.startswith("load.yaml:4: small_trace.csv:5: gpus: job asks 8 GPUs") for x in lines), lines
+    assert any("small.yaml:" in x and "workload.jobs[0]" in x for x in lines), lines
+
+
+def test_bad_flags(sweep_folder, capsys):
+    assert main(["sweep", str(sweep_folder / "load.yaml"), "--workers", "0"]) == 2
+    assert "--workers: found 0, expected at least 1" in capsys.readouterr().err
+    assert main(["sweep", str(sweep_folder / "nope.yaml")]) == 2
+    assert "nope.yaml: no such file, expected a sweep YAML file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- dotted overrides
+def test_with_overrides_values_sets_paths_and_validates():
+    sc = lepsim.load_scenario(DATA / "small.yaml")
+    new = sc.with_overrides(values={"workload.generators.0.rate": "6/h", "cluster.pools[0].count": 3}, seed=9)
+    assert new.workload.generators[0].rate == pytest.approx(6 / 3600) and new.cluster.pools[0].count == 3
+    assert new.simulation.seed == 9 and new._source == sc._source and sc.cluster.pools[0].count == 2
+    assert sc.with_overrides(values={"simulation.seed": sc.simulation.seed}) == sc
+    with pytest.raises(ScenarioError, match=r"cluster.pools\[0\].count: found 'x' \(an override\)|count"):
+        sc.with_overrides(values={"cluster.pools[0].count": "x"})
+    with pytest.raises(ScenarioError, match=r"cluster.nope: found unknown key .nope., expected one of: pools \(an override\)"):
+        sc.with_overrides(values={"cluster.nope": 1})
+
+
+def test_example_sweep_in_the_docs_loads():
+    sw = load_sweep(DATA.parents[1] / "scenarios" / "sweeps" / "steady_load.yaml")
+    assert len(sw.cells) == 4 * 3 * 3 and sw.name == "steady_load"
+    assert [c.policy.label for c in sw.cells[:9:3]] == ["fifo", "sjf", "las[thresholds=[1h,10h]]"]
