@@ -9,7 +9,7 @@ Pods (one job per pod):
 | ``creation_time`` (s) | ``submit`` | seconds as is, ≥ 0 |
 | ``scheduled_time``, ``deletion_time`` (s) | ``duration`` | deletion_time − scheduled_time (the time the pod held its node), > 0 |
 | ``num_gpu`` | ``gpus`` | integer ≥ 0 (0 = CPU-only pod) |
-| ``gpu_milli`` (1000 = a whole GPU) | – | × 1e-3 (``common.MILLI``) = the share of each GPU; pods asking a share < 1 are left out (see below) |
+| ``gpu_milli`` (1000 = a whole GPU) | ``gpu_fraction`` | × 1e-3 (``common.MILLI``) = the share of each GPU; a share < 1 of one GPU needs an engine with fractional GPUs, else the pod is left out (see below) |
 | ``cpu_milli`` | ``cpus`` | × 1e-3 cores (``common.MILLI``) |
 | ``memory_mib`` | ``memory`` | × 2**20 bytes (``common.MIB``) |
 | ``gpu_spec`` (empty = any; ``A\|B`` = either) | ``gpu_type`` | each name through ``GPU_MODELS`` (or the user's ``gpu_types``); alternatives must map to one catalog type |
@@ -18,7 +18,8 @@ Pods (one job per pod):
 
 Left out, and reported as one note each (never errors): pods never scheduled (no
 ``scheduled_time``: they have no runtime), and pods asking a GPU share (``gpu_milli`` <
-1000), because lepsim's engine has whole GPUs only.
+1000) that lepsim cannot place: all of them while the engine has whole GPUs only
+(``JobRequest`` without ``gpu_fraction``), else only shares of more than one GPU.
 
 Nodes (identical nodes become one pool, in order of first appearance):
 
@@ -34,7 +35,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lepsim.workload.importers.common import MIB, MILLI, ImportResult, Rows, job_row, number, summarize_lines
+from lepsim.workload.importers.common import (MIB, MILLI, ImportResult, Rows, fractional_gpus, job_row, number,
+                                              summarize_lines)
 
 POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "qos", "pod_phase",
                "creation_time", "deletion_time", "scheduled_time")
@@ -57,6 +59,7 @@ def read(path: Path, display: str, options) -> ImportResult:
                 required=("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "creation_time",
                           "deletion_time", "scheduled_time"))
     gmap = _gpu_map(options)
+    shares_ok = fractional_gpus()
     out: list[dict] = []
     unscheduled: list[int] = []
     shares: list[int] = []
@@ -92,17 +95,21 @@ def read(path: Path, display: str, options) -> ImportResult:
         if t1 <= ts:
             rows.bad(line, "deletion_time", c["deletion_time"], f"a time after scheduled_time ({c['scheduled_time']})")
             continue
+        frac = 1.0
         if g and milli < 1000:
-            shares.append(line)
-            continue
+            if not shares_ok or g != 1:
+                shares.append(line)
+                continue
+            frac = milli * MILLI
         out.append(job_row(line, t0, g, duration=t1 - ts, name=c["name"], tenant=c.get("qos") or options.tenant,
-                           gpu_type=gt if g else None, cpus=cpu * MILLI, memory=mem * MIB))
+                           gpu_type=gt if g else None, cpus=cpu * MILLI, memory=mem * MIB, gpu_fraction=frac))
     notes = []
     if unscheduled:
         notes.append(summarize_lines(display, unscheduled, "never scheduled (no scheduled_time, so no runtime): left out"))
     if shares:
-        notes.append(summarize_lines(display, shares, "ask a GPU share (gpu_milli < 1000), which the engine cannot "
-                                                      "place yet: left out"))
+        notes.append(summarize_lines(display, shares, "asking a GPU share (gpu_milli < 1000)"
+                                     + (" of more than one GPU" if shares_ok else "")
+                                     + ", which the engine cannot place: left out"))
     return ImportResult(out, rows.problems, notes)
 
 
@@ -139,7 +146,7 @@ def read_nodes(path: Path, display: str, options) -> ImportResult:
         pool["count"] += 1
     problems = list(rows.problems)
     for model, lines in unknown.items():
-        problems.append(summarize_lines(display, lines, f"name GPU model {model!r}, which has no catalog mapping: "
+        problems.append(summarize_lines(display, lines, f"naming GPU model {model!r}, which has no catalog mapping: "
                                                         f"expected one of {', '.join(sorted(GPU_MODELS))}, or a "
                                                         f"mapping (--gpu-map {model or 'MODEL'}=TYPE)"))
     return ImportResult(list(groups.values()), problems)

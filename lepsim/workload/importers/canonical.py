@@ -2,8 +2,9 @@
 reads with the default ``format: csv`` (see docs/scenario.md, "CSV traces").
 
 Times are plain seconds, memory plain bytes, numbers written so that they read back
-exactly (``repr``).  Columns ``priority_weight`` and ``slo`` (seconds, Gavel) are written
-only when some row has them; the CSV reader ignores them.
+exactly (``repr``).  Columns ``gpu_fraction`` and ``node_selector`` are written only when
+some row has a value other than the default (1, none), ``priority_weight`` and ``slo``
+(seconds, Gavel) only when some row has them; the CSV reader ignores those two.
 """
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import io
 
 COLUMNS = ("name", "submit_time", "gpus", "duration", "iterations", "tenant", "model", "gpu_type", "cpus", "memory",
            "batch_size")
-EXTRA = ("priority_weight", "slo")
+EXTRA = ("gpu_fraction", "node_selector", "priority_weight", "slo")
+_DEFAULT = {"gpu_fraction": 1.0, "node_selector": ()}
 _KEY = {"submit_time": "submit"}
 
 
 def _cell(v) -> str:
     if v is None:
         return ""
+    if isinstance(v, tuple):  # node_selector: ((key, value), ...) -> key=value;key=value
+        return ";".join(f"{k}={x}" for k, x in v)
     if isinstance(v, float):
         return str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
     return str(v)
@@ -26,7 +30,7 @@ def _cell(v) -> str:
 
 def to_csv_text(rows: list[dict]) -> str:
     """The canonical CSV of job rows (dicts as importers return them), in row order."""
-    extra = [c for c in EXTRA if any(r.get(c) is not None for r in rows)]
+    extra = [c for c in EXTRA if any(r.get(c, _DEFAULT.get(c)) not in (None, _DEFAULT.get(c)) for r in rows)]
     cols = [*COLUMNS, *extra]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
