@@ -142,57 +142,96 @@ class Fabric:
         return dict(zip(fids, rate.tolist()))
 
 
+def _gather(ptr: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """Concatenated ranges ``ptr[s]:ptr[s+1]`` for ``s`` in ``sel`` (CSR rows), vectorised."""
+    starts = ptr[sel]
+    lens = ptr[sel + 1] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offs = np.cumsum(lens) - lens
+    return np.repeat(starts - offs, lens) + np.arange(total)
+
+
 def progressive_filling(cap: np.ndarray, owner: np.ndarray, idx: np.ndarray, demand: np.ndarray) -> np.ndarray:
-    """Max-min fair rates of flows ``0..len(demand)-1``; flow ``owner[e]`` uses link ``idx[e]``.
+    """Max-min fair rates of flows ``0..len(demand)-1``; flow ``owner[e]`` uses link ``idx[e]``
+    (``owner`` ascending: each flow's entries are contiguous).
 
     All unfrozen flows share one level; each step raises it to the next link fill-up or
-    demand, and freezes the flows that hit either.  Entries of frozen flows are dropped as
-    it goes, so later steps touch only the flows still rising.
+    demand, and freezes the flows that hit either.  Incremental: per step the work is the
+    still-open links plus the entries of the flows frozen in that step (flows by link and
+    links by flow are indexed once, CSR), so the whole run costs
+    O(entries + steps x open links).
     """
     nflows = len(demand)
     nlinks = len(cap)
     rate = np.zeros(nflows)
+    if nflows == 0:
+        return rate
     left = cap.astype(float, copy=True)
-    e_owner, e_idx = owner, idx          # entries of the active flows
-    act = np.arange(nflows)               # ids of the active flows
-    dem = demand.copy()                    # their demands
+    # links of each flow (CSR over owner) and flows of each link (CSR over idx)
+    fptr = np.zeros(nflows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=nflows), out=fptr[1:])
+    n = np.bincount(idx, minlength=nlinks).astype(float)   # open flows per link
+    lptr = np.zeros(nlinks + 1, dtype=np.int64)
+    np.cumsum(n.astype(np.int64), out=lptr[1:])
+    lflow = owner[np.argsort(idx, kind="stable")]
+    open_links = np.flatnonzero(n)
+    active = np.ones(nflows, dtype=bool)
+    left_flows = nflows
+    by_demand = np.argsort(demand, kind="stable")
+    dk = 0                                                  # next flow by demand that may still be active
     level = 0.0
-    while act.size:
-        n = np.bincount(e_idx, minlength=nlinks)
-        used = np.flatnonzero(n)
-        if used.size:
-            share = left[used] / n[used]
+    while left_flows:
+        while dk < nflows and not active[by_demand[dk]]:
+            dk += 1
+        inc_dem = (demand[by_demand[dk]] - level) if dk < nflows else math.inf
+        if open_links.size:
+            nn = n[open_links]
+            share = left[open_links] / nn
             inc_link = float(share.min())
         else:
-            share = None
             inc_link = math.inf
-        inc_dem = float(dem.min()) - level
         inc = min(inc_link, inc_dem)
         if inc == math.inf:               # nothing limits the rest: unconstrained flows
-            rate[act] = math.inf
+            rate[active] = math.inf
             break
         inc = max(inc, 0.0)
-        new_level = level + inc
-        frozen = np.zeros(nflows, dtype=bool)
-        if share is not None:
-            left[used] -= inc * n[used]
-            sat = used[share <= inc * (1.0 + _TOL)]
-            if sat.size:
+        level += inc
+        frozen_parts = []
+        if open_links.size:
+            left[open_links] -= inc * nn
+            full = share <= inc * (1.0 + _TOL)
+            if full.any():
+                sat = open_links[full]
                 left[sat] = 0.0
-                full = np.zeros(nlinks, dtype=bool)
-                full[sat] = True
-                frozen[e_owner[full[e_idx]]] = True
-        rate[act] = new_level
-        at_demand = dem <= new_level * (1.0 + _TOL)
-        if at_demand.any():
-            hit = act[at_demand]
-            rate[hit] = demand[hit]
-            frozen[hit] = True
-        level = new_level
-        keep = ~frozen[act]
-        act = act[keep]
-        dem = dem[keep]
-        ek = ~frozen[e_owner]
-        e_owner = e_owner[ek]
-        e_idx = e_idx[ek]
+                cand = lflow[_gather(lptr, sat)]
+                cand = cand[active[cand]]
+                if cand.size:
+                    cand = np.unique(cand)
+                    rate[cand] = level
+                    active[cand] = False
+                    frozen_parts.append(cand)
+                n[sat] = 0.0
+        # flows reaching their demand (in demand order)
+        thresh = level * (1.0 + _TOL)
+        hit = []
+        while dk < nflows and demand[by_demand[dk]] <= thresh:
+            f = by_demand[dk]
+            if active[f]:
+                rate[f] = demand[f]
+                active[f] = False
+                hit.append(f)
+            dk += 1
+        if hit:
+            frozen_parts.append(np.asarray(hit, dtype=np.int64))
+        if frozen_parts:
+            fr = np.concatenate(frozen_parts) if len(frozen_parts) > 1 else frozen_parts[0]
+            left_flows -= fr.size
+            used = idx[_gather(fptr, fr)]
+            if used.size:
+                n -= np.bincount(used, minlength=nlinks)
+        if open_links.size:
+            open_links = open_links[n[open_links] > 0]
+    # flows still active when the loop ended by "inf" got inf above; the rest are frozen
     return rate
