@@ -12,7 +12,7 @@ import pandas as pd
 from lepsim.build import build_parts
 from lepsim.engine.simulation import Simulation
 from lepsim.errors import ScenarioError
-from lepsim.metrics.records import events_frame, intervals_frame, jobs_frame, timeline_frame
+from lepsim.metrics.records import events_frame, intervals_frame, jobs_frame, links_frame, timeline_frame
 from lepsim.metrics.summary import summarize
 from lepsim.scenario.loader import load_scenario
 from lepsim.scenario.spec import Scenario
@@ -35,6 +35,7 @@ class Result:
     window: tuple[float, float] = (0.0, 0.0)    # the measurement window [warm-up, end or horizon - cool-down]
     stats: dict = field(default_factory=dict)   # wall time, events/s: not written with the results
     warnings: list = field(default_factory=list)  # problems that did not stop the run (skipped trace rows)
+    links: pd.DataFrame | None = None  # network link load over time (docs/metrics.md#links); empty without a network
 
     @property
     def label(self) -> str:
@@ -99,6 +100,7 @@ def simulate(
     intervals = intervals_frame(raw)
     timeline = timeline_frame(raw)
     events = events_frame(raw)
+    links = links_frame(raw)
     summary = summarize(jobs, intervals, timeline, capacity=raw.capacity, window=window)
     summary = {"scenario": scenario.name or "", "policy": scenario.scheduler.policy,
                "seed": scenario.simulation.seed, **summary}
@@ -119,6 +121,7 @@ def simulate(
         intervals=intervals,
         timeline=timeline,
         events=events,
+        links=links,
         summary=summary,
         capacity=raw.capacity,
         end_time=raw.end_time,

@@ -247,6 +247,11 @@ class Network:
                 if h.on_rate is not None:
                     h.on_rate(r)
 
+    def flush(self) -> None:
+        """Settle now if a change is pending (the engine calls it when a run ends)."""
+        if self._settle_pending:
+            self.settle()
+
     def _record(self) -> None:
         load = self.fabric.link_loads()
         cap = self.fabric.capacities

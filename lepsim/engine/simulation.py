@@ -20,6 +20,7 @@ only when its rate changes (preemption).  Stale events are recognised by a per-j
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -27,6 +28,7 @@ from typing import Callable
 import simpy
 
 from lepsim.costs.base import CostModel
+from lepsim.costs.collectives import ring_factor
 from lepsim.engine.network import Network
 from lepsim.engine.topology import build_topology
 from lepsim.engine.view import CHECKPOINTING, DONE, PENDING, RESTORING, RUNNING, ClusterView, JobView, NodeView
@@ -56,7 +58,7 @@ class _Job:
         "req", "state", "gpus", "node_shares", "alloc_type", "work_total", "work_done", "rate", "run_since",
         "executed", "version", "first_start", "last_start", "last_stop", "end", "preemptions", "wait_since",
         "wait_total", "isolated_runtime", "view", "phase_since", "gpu_seconds", "migrations", "moving",
-        "moving_since",
+        "moving_since", "flow", "comm_model", "comm_frac", "comm_s",
     )
 
     def __init__(self, req: JobRequest):
@@ -84,11 +86,16 @@ class _Job:
         self.migrations = 0
         self.moving = None  # (gpus, node shares, GPU type) reserved by a Migrate until the checkpoint ends
         self.moving_since = 0.0
+        self.flow = None              # its sustained all-reduce ring on the network, while running
+        self.comm_model = None        # (compute s, profiled comm s, ring bytes per iteration) on the fabric
+        self.comm_frac = math.nan     # share of its running time spent communicating, now
+        self.comm_s = 0.0 if req.iterations is not None else math.nan  # time spent communicating
 
     def stop_running(self, t: float) -> None:
         """Account the progress made since ``run_since`` up to time ``t`` (fluid rate)."""
         dt = t - self.run_since
         self.executed += dt
+        self.comm_s += dt * self.comm_frac
         self.work_done = min(self.work_total, self.work_done + self.rate * dt)
 
 
@@ -104,6 +111,7 @@ class RawRecords:
     gpu_types: tuple
     capacity: dict
     stats: dict
+    links: list = ()      # (time, link, kind, capacity bytes/s, load bytes/s): network link load steps
 
 
 class Simulation:
@@ -157,6 +165,7 @@ class Simulation:
 
             topology, _ = build_topology(scenario.cluster.network, nodes, default_catalog())
         self.network = Network(self.env, topology, at=self._at, done_priority=P_PHASE, settle_priority=P_SETTLE)
+        self._comm_cache: dict = {}
 
         # --- jobs
         self._jobs = [_Job(r) for r in jobs]
@@ -365,9 +374,73 @@ class Simulation:
         j.phase_since = now
         placement = tuple(sorted((k for _, k in j.node_shares), reverse=True))
         j.rate = self.cost.rate(j.req, j.alloc_type, placement)
+        if j.req.iterations is not None:
+            self._start_comm(j, placement)
         j.version += 1
         remaining = max(j.work_total - j.work_done, 0.0)
         self._at(remaining / j.rate, P_COMPLETE, self._complete, j.req.job_id, j.version)
+
+    # ------------------------------------------------------------------ all-reduce on the fabric
+    def _comm_split(self, j: _Job, placement: tuple[int, ...]) -> tuple[float, float, float]:
+        """(iteration s, comm s, ring bytes per iteration): the cost model's iteration time at
+        this placement, its modelled gradient all-reduce (at most the iteration), and the bytes
+        each ring hop carries per iteration, ``2 (n-1)/n x gradient bytes`` (collectives.py)."""
+        req = j.req
+        key = (req.model, j.alloc_type, placement, req.batch_size)
+        hit = self._comm_cache.get(key)
+        if hit is None:
+            t_iter = 1.0 / j.rate
+            try:
+                comm = min(float(self.cost.comm_time(req.model, j.alloc_type, placement)), t_iter)
+            except (LookupError, AttributeError):   # no gradient size or collective tier: not modelled
+                comm = math.nan
+            nbytes = 0.0
+            if len(placement) > 1:
+                grad = getattr(self.cost, "grad_bytes", lambda _m: None)(req.model)
+                nbytes = ring_factor(sum(placement)) * grad if grad else 0.0
+            hit = self._comm_cache[key] = (t_iter, comm, nbytes)
+        return hit
+
+    def _start_comm(self, j: _Job, placement: tuple[int, ...]) -> None:
+        """Set the job's communication share; a job spanning nodes on a constrained network
+        holds a sustained ring flow that asks the rate making its all-reduce take the
+        profiled time (docs/engine.md#training-traffic-on-the-fabric)."""
+        t_iter, comm, nbytes = self._comm_split(j, placement)
+        j.comm_frac = comm / t_iter if t_iter > 0 else 0.0
+        if self.network.constrained and len(j.node_shares) > 1 and nbytes > 0 and comm > 0:
+            j.comm_model = (t_iter - comm, comm, nbytes, j.rate)
+            j.flow = self.network.sustain([f"node:{ni}" for ni, _ in j.node_shares], nbytes / comm,
+                                          on_rate=functools.partial(self._comm_rate, j.req.job_id))
+
+    def _comm_rate(self, jid: int, rate: float) -> None:
+        """The fabric changed a job's all-reduce rate: stretch (or restore) its comm part."""
+        j = self._jobs[jid]
+        if j.state != RUNNING or j.flow is None:
+            return
+        compute, comm, nbytes, profiled_rate = j.comm_model
+        if rate >= j.flow.demand:          # the profiled speed, exactly
+            new_rate, frac = profiled_rate, comm * profiled_rate
+        elif rate > 0:
+            t_comm = nbytes / rate
+            new_rate, frac = 1.0 / (compute + t_comm), t_comm / (compute + t_comm)
+        else:                              # no bandwidth at all (an outage): stalled in its all-reduce
+            new_rate, frac = 0.0, 1.0
+        if new_rate == j.rate:
+            return
+        now = self.env.now
+        j.stop_running(now)
+        j.run_since = now
+        j.rate, j.comm_frac = new_rate, frac
+        j.version += 1
+        if new_rate > 0:
+            remaining = max(j.work_total - j.work_done, 0.0)
+            self._at(remaining / new_rate, P_COMPLETE, self._complete, jid, j.version)
+
+    def _stop_comm(self, j: _Job) -> None:
+        if j.flow is not None:
+            self.network.stop(j.flow)
+            j.flow = None
+            j.comm_model = None
 
     def _complete(self, jid: int, version: int) -> None:
         j = self._jobs[jid]
@@ -376,6 +449,7 @@ class Simulation:
         now = self.env.now
         j.stop_running(now)
         j.work_done = j.work_total  # exactly, whatever the float rounding of rate * time
+        self._stop_comm(j)
         self._close_phase(j, "run")
         self._release(j)
         self._active.discard(jid)
@@ -394,6 +468,7 @@ class Simulation:
         j = self._jobs[jid]
         if j.state == RUNNING:
             j.stop_running(now)
+            self._stop_comm(j)
             self._close_phase(j, "run")
         elif j.state == RESTORING:
             self._close_phase(j, "restore")
@@ -576,6 +651,8 @@ class Simulation:
         # the last event's time when every job ended; else the horizon (or the last event
         # when nothing more could happen before it)
         end = self.horizon if (math.isfinite(self.horizon) and self._done < n) else env.now
+        if end == env.now:
+            self.network.flush()  # flows that ended at the last instant: their links' loads drop now
         # close what is still open at the end
         for j in self._jobs:
             if j.state == RUNNING:
@@ -598,6 +675,7 @@ class Simulation:
             gpu_types=self._type_order,
             capacity=dict(self._capacity),
             stats={"policy_invocations": self._passes, "actions": self._actions, "events": self._scheduled},
+            links=self.network.utilization_records(),
         )
 
 

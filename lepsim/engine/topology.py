@@ -9,7 +9,8 @@ Built from the scenario's optional ``cluster.network`` section (docs/scenario.md
   ``scaleup_bandwidth``) is kept as attributes of ``gpus:<i>`` and drawn; no flow crosses it,
   because intra-node collectives are costed by the cost model's fitted NCCL tiers;
 * **leaf-spine**: ``node:<i>`` -- ``tor:<r>`` by the node's NIC (rack ``r = i //
-  nodes_per_rack``), ``tor:<r>`` -- ``spine`` by the rack's uplink (the rack's NIC total
+  nodes_per_rack``, or by the node label ``rack``, else one rack per pool: see
+  :func:`rack_indices`), ``tor:<r>`` -- ``spine`` by the rack's uplink (the rack's NIC total
   over ``oversubscription``, or ``uplink_bandwidth``).  The spine layer is one aggregate
   switch: the uplink stands for all of a ToR's links to all spines, so ECMP across spines is
   folded into one link of their summed capacity;
@@ -176,6 +177,20 @@ class Topology:
 
 
 # ----------------------------------------------------------------------------- building
+def rack_indices(nodes, nodes_per_rack: int | None) -> list[int]:
+    """Each node's rack: ``index // nodes_per_rack`` when given; else by the node label
+    ``rack``, a node without one being in its pool's rack (``pool:<name>``), as the
+    placement helpers read racks; racks are numbered in order of first appearance."""
+    if nodes_per_rack:
+        return [n.index // nodes_per_rack for n in nodes]
+    names: dict[str, int] = {}
+    out = []
+    for n in nodes:
+        key = dict(n.labels).get("rack", "pool:" + n.pool)
+        out.append(names.setdefault(key, len(names)))
+    return out
+
+
 def _host_link(node, catalog) -> tuple[float, str, float | None]:
     """(host link bytes/s each way, GPU interconnect kind, GPU interconnect bytes/s per GPU)."""
     if not node.gpus or node.gpu_type is None:
@@ -225,8 +240,7 @@ def build_topology(spec, nodes, catalog=None) -> tuple[Topology, list[tuple[str,
     storage_bw = spec.storage.bandwidth if spec.storage.bandwidth is not None else math.inf
 
     if spec.topology == "leaf-spine":
-        per = spec.nodes_per_rack or max(len(nodes), 1)
-        racks = [n.index // per for n in nodes]
+        racks = rack_indices(nodes, spec.nodes_per_rack)
         nracks = max(racks) + 1 if racks else 0
         g.add_node("spine")
         for n, bw in zip(nodes, nic):

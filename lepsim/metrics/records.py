@@ -12,7 +12,7 @@ JOB_COLUMNS = (
     "job_id", "name", "tenant", "model", "source", "gpus", "cpus", "memory_bytes", "requested_gpu_type",
     "gpu_type", "submit_time_s", "first_start_s", "end_s", "status", "preemptions", "queueing_delay_s",
     "wait_time_s", "jct_s", "isolated_runtime_s", "slowdown", "executed_s", "allocated_gpu_s",
-    "progress", "measured", "migrations",
+    "progress", "measured", "migrations", "comm_s",
 )
 
 
@@ -41,7 +41,7 @@ def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
             j.wait_total if status != "not_submitted" else math.nan, jct, j.isolated_runtime,
             jct / j.isolated_runtime if j.end is not None and j.isolated_runtime > 0 else math.nan,
             j.executed, j.gpu_seconds, (j.work_done / j.work_total) if j.work_total > 0 else 1.0,
-            bool(lo <= r.submit_time <= hi), j.migrations,
+            bool(lo <= r.submit_time <= hi), j.migrations, j.comm_s,
         ))
     df = pd.DataFrame.from_records(rows, columns=list(JOB_COLUMNS))
     for c in ("name", "tenant", "model", "source", "requested_gpu_type", "gpu_type", "status"):
@@ -72,4 +72,20 @@ def events_frame(raw) -> pd.DataFrame:
     df = pd.DataFrame.from_records(raw.events, columns=["time_s", "event", "job_id", "detail"])
     df["event"] = df["event"].astype("string")
     df["detail"] = df["detail"].astype("string")
+    return df
+
+
+LINK_COLUMNS = ["time_s", "link", "kind", "capacity_bytes_per_s", "load_bytes_per_s", "utilization"]
+
+
+def links_frame(raw) -> pd.DataFrame:
+    """Network link load as step functions: a row whenever a finite link's load or capacity
+    changes (each row holds until the link's next row).  Empty without ``cluster.network``."""
+    df = pd.DataFrame.from_records(list(raw.links), columns=LINK_COLUMNS[:-1])
+    for c in ("link", "kind"):
+        df[c] = df[c].astype("string")
+    cap = df["capacity_bytes_per_s"].to_numpy(dtype=float)
+    load = df["load_bytes_per_s"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df["utilization"] = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.nan)
     return df

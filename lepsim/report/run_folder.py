@@ -66,6 +66,7 @@ def manifest(result, formats=("parquet", "csv")) -> dict:
                 ("intervals", "one row per allocation phase: run, restore, checkpoint"),
                 ("timeline", "allocated GPUs, running and pending jobs after every change"),
                 ("events", "arrive/start/preempt/complete events"),
+                ("links", "network link load and utilization after every change (empty without cluster.network)"),
             )},
             "summary": {"content": "summary metrics; formulas in docs/metrics.md", "formats": ["summary.json"]},
         },
@@ -82,7 +83,8 @@ def write_run(result, folder: Path, *, formats=FORMATS) -> Path:
         raise ValueError(f"found formats {list(formats)}, expected one or more of {', '.join(FORMATS)}")
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
-        tables = {"jobs": result.jobs, "intervals": result.intervals, "timeline": result.timeline, "events": result.events}
+        tables = {"jobs": result.jobs, "intervals": result.intervals, "timeline": result.timeline, "events": result.events,
+                  "links": result.links}
         for name, df in tables.items():
             if "parquet" in formats:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)

@@ -253,7 +253,8 @@ class NetworkSpec(Spec):
     nic_bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = Field(
         None, description="every node's NIC, each direction (default: the node template's NIC bandwidth)")
     nodes_per_rack: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="leaf-spine: nodes per top-of-rack switch, in node order (default: all in one rack)")
+        None, description="leaf-spine: nodes per top-of-rack switch, in node order (default: racks by the node "
+                           "label 'rack', else one rack per pool)")
     oversubscription: Annotated[float, Field(ge=1)] = Field(
         1.0, description="leaf-spine: a rack's NIC bandwidth over its uplink bandwidth (1 = non-blocking)")
     uplink_bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = Field(

@@ -25,7 +25,7 @@ from lepsim.scenario.spec import Scenario
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RUN_FILES = {"jobs.parquet", "jobs.csv", "intervals.parquet", "intervals.csv", "timeline.parquet", "timeline.csv",
-             "events.parquet", "events.csv", "summary.json", "manifest.json"}
+             "events.parquet", "events.csv", "links.parquet", "links.csv", "summary.json", "manifest.json"}
 # tests/data/small.yaml, by hand
 SEED = 5
 HORIZON = 12 * 3600.0

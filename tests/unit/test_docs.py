@@ -369,7 +369,7 @@ def test_summary_keys_documented_exactly():
     assert produced - documented == set(), "summary keys missing from docs/metrics.md"
 
 
-@pytest.mark.parametrize("table", ["jobs", "intervals", "timeline", "events"])
+@pytest.mark.parametrize("table", ["jobs", "intervals", "timeline", "events", "links"])
 def test_table_columns_documented_exactly(table):
     r = lepsim.simulate(_metrics_scenario())
     produced = {_family(c) for c in getattr(r, table).columns}
@@ -388,7 +388,7 @@ def test_run_folder_files_and_manifest_keys_documented(tmp_path):
     assert names_in(rows) == set(manifest)
     assert manifest["lepsim_run_format"] == 1
     # `files`: {content, formats} per table and for the summary; the formats are the folder's files
-    assert set(manifest["files"]) == {"jobs", "intervals", "timeline", "events", "summary"}
+    assert set(manifest["files"]) == {"jobs", "intervals", "timeline", "events", "links", "summary"}
     assert all(set(e) == {"content", "formats"} for e in manifest["files"].values())
     listed = [f for e in manifest["files"].values() for f in e["formats"]]
     assert sorted(listed) == sorted(files - {"manifest.json"})
@@ -399,7 +399,7 @@ def test_run_folder_writes_every_table_in_each_requested_format(tmp_path):
     """"Every table is written in each format that `formats` lists" (docs/metrics.md)."""
     r = lepsim.simulate(_metrics_scenario())
     folder = r.save(tmp_path / "csv-only", formats=("csv",))
-    tables_ = ("jobs", "intervals", "timeline", "events")
+    tables_ = ("jobs", "intervals", "timeline", "events", "links")
     assert {p.name for p in folder.iterdir()} == {f"{t}.csv" for t in tables_} | {"summary.json", "manifest.json"}
     manifest = json.loads((folder / "manifest.json").read_text())
     assert {t: manifest["files"][t]["formats"] for t in tables_} == {t: [f"{t}.csv"] for t in tables_}
