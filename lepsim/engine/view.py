@@ -163,6 +163,44 @@ class ClusterView:
         jobs = self._sim._jobs
         return tuple(jobs[j].view for j in sorted(self._sim._active))
 
+    @property
+    def round_length(self) -> float | None:
+        """``scheduler.round`` in seconds (None: no periodic rounds)."""
+        return self._sim._round
+
+    def gpus_per_node(self, gpu_type: str) -> int:
+        """The most GPUs one node of ``gpu_type`` has (0: no such node)."""
+        s = self._sim
+        return max((s._gpn[i] for i in s._nodes_by_type.get(gpu_type, ())), default=0)
+
+    def throughput(self, job: JobView, gpu_type: str, placement=None, batch_size: int | None = None) -> float:
+        """Work units per second ``job`` would make on ``gpu_type``, from the cost model.
+
+        ``placement``: GPUs used on each node (a tuple), or a GPU count packed on as few
+        nodes of that type as possible; None = the job's own GPU count, packed.
+        ``batch_size``: per-GPU batch (None = the job's).  Work units are iterations for an
+        iteration job (so the answer differs by GPU type) and reference seconds for a
+        duration job (1.0 everywhere).  0.0 when the cost model cannot cost the job there
+        (no profile, a batch beyond the measured range) or no node of the type is large
+        enough for the packed count.  Read-only: nothing in the engine changes.
+        """
+        s = self._sim
+        req = job.request
+        if req.iterations is None:
+            return 1.0
+        if placement is None or isinstance(placement, int):
+            n = req.gpus if placement is None else int(placement)
+            gpn = self.gpus_per_node(gpu_type)
+            if n <= 0 or gpn == 0 or n > s._capacity.get(gpu_type, 0):
+                return 0.0
+            full, rest = divmod(n, gpn)
+            placement = tuple([gpn] * full + ([rest] if rest else []))
+        try:
+            return 1.0 / s.cost.iteration_time(req.model, gpu_type, tuple(placement),
+                                               req.batch_size if batch_size is None else batch_size)
+        except LookupError:
+            return 0.0
+
     def preemption_costs(self) -> tuple[float, float]:
         """(checkpoint seconds, restore seconds) the engine charges per preemption."""
         p = self._sim.scenario.scheduler.preemption
