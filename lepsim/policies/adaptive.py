@@ -150,13 +150,17 @@ class GavelConfig(PlacementConfig):
 
 
 class _AsType:
-    """A job seen as requiring one GPU type (to place it with FreeMap.first_fit)."""
+    """A job seen as requiring one GPU type (to place it with FreeMap.first_fit); every
+    other attribute (size, tenant, labels, constraints) is the job's."""
 
-    __slots__ = ("job_id", "gpus", "cpus", "memory_bytes", "gpu_type")
+    __slots__ = ("_job", "gpu_type")
 
     def __init__(self, job, gpu_type):
-        self.job_id, self.gpus, self.cpus, self.memory_bytes = job.job_id, job.gpus, job.cpus, job.memory_bytes
+        self._job = job
         self.gpu_type = gpu_type
+
+    def __getattr__(self, name):
+        return getattr(self._job, name)
 
 
 class _Gavel(Policy):
