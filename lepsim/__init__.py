@@ -14,8 +14,17 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 from lepsim.api import Result, simulate  # noqa: E402
 from lepsim.errors import PolicyError, ScenarioError  # noqa: E402
-from lepsim.experiments.compare import compare  # noqa: E402
 from lepsim.scenario.loader import load_scenario  # noqa: E402
 from lepsim.scenario.spec import Scenario  # noqa: E402
+
+
+
+def __getattr__(name):  # lepsim.compare is imported on first use (it pulls in scipy and matplotlib)
+    if name == "compare":
+        from lepsim.experiments.compare import compare
+
+        return compare
+    raise AttributeError(f"module 'lepsim' has no attribute {name!r}")
+
 
 __all__ = ["Result", "Scenario", "ScenarioError", "PolicyError", "compare", "load_scenario", "simulate", "__version__"]
