@@ -98,6 +98,39 @@ def summary_table(summaries: list[dict], title: str = "") -> Table:
 
 
 # ----------------------------------------------------------------------------- commands
+def _scenario_from_args(path, args, params: dict):
+    """The scenario file with --policy, --param and --seed applied."""
+    import lepsim
+
+    scenario = lepsim.load_scenario(path)
+    if args.policy or params or args.seed is not None:
+        same = args.policy is None or args.policy == scenario.scheduler.policy
+        # --param adds to the scenario's parameters for its own policy; another policy
+        # starts from its defaults
+        merged = {**scenario.scheduler.params, **params} if same else params
+        # an invalid override (e.g. an unknown --policy) is reported by simulate()
+        scenario = scenario.with_overrides(
+            policy=None if same else args.policy, params=merged if (params or not same) else None, seed=args.seed
+        )
+    return scenario
+
+
+def _guarded(fn):
+    """(fn(), None), or (None, exit code) after reporting a user-facing error in one line each."""
+    from lepsim.errors import PolicyError, ScenarioError
+
+    try:
+        return fn(), None
+    except ScenarioError as e:
+        return None, _report_scenario_error(e)
+    except PolicyError as e:
+        return None, _err(f"lepsim: policy error: {e}")
+    except LookupError as e:  # a cost the validation did not foresee: say so in one line
+        return None, _err(f"lepsim: cost model: {e}")
+    except ValueError as e:
+        return None, _err(f"lepsim: {e}")
+
+
 def cmd_run(args) -> int:
     import lepsim
     from lepsim.errors import PolicyError, ScenarioError
@@ -108,16 +141,7 @@ def cmd_run(args) -> int:
         return _err(f"lepsim: {e}")
     console = Console(stderr=False)
     try:
-        scenario = lepsim.load_scenario(args.scenario)
-        if args.policy or params or args.seed is not None:
-            same = args.policy is None or args.policy == scenario.scheduler.policy
-            # --param adds to the scenario's parameters for its own policy; another policy
-            # starts from its defaults
-            merged = {**scenario.scheduler.params, **params} if same else params
-            # an invalid override (e.g. an unknown --policy) is reported by simulate() below
-            scenario = scenario.with_overrides(
-                policy=None if same else args.policy, params=merged if (params or not same) else None, seed=args.seed
-            )
+        scenario = _scenario_from_args(args.scenario, args, params)
     except ScenarioError as e:
         return _report_scenario_error(e)
 
@@ -301,7 +325,7 @@ def compare_table(comp, title: str = "") -> Table:
 
 def cmd_compare(args) -> int:
     import lepsim
-    from lepsim.errors import PolicyError, ScenarioError
+    from lepsim.errors import ScenarioError
     from lepsim.experiments.compare import resolve_seeds, run_comparison
     from lepsim.experiments.policyspec import parse_policies
 
@@ -321,27 +345,22 @@ def cmd_compare(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"compare-{name}"
     seeds = resolve_seeds(scenario, args.seeds)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    try:
-        if show:
-            with _progress_bar("comparing") as prog:
-                task = prog.add_task(name, total=len(policies) * len(seeds))
-                state = {"n": 0}
+    def run():
+        if not show:
+            return run_comparison(scenario, policies, seeds=seeds, level=args.confidence)
+        with _progress_bar("comparing") as prog:
+            task = prog.add_task(name, total=len(policies) * len(seeds))
+            state = {"n": 0}
 
-                def progress(label: str, seed: int) -> None:
-                    prog.update(task, completed=state["n"], description=f"{name} · {label} · seed {seed}")
-                    state["n"] += 1
+            def progress(label: str, seed: int) -> None:
+                prog.update(task, completed=state["n"], description=f"{name} · {label} · seed {seed}")
+                state["n"] += 1
 
-                comp = run_comparison(scenario, policies, seeds=seeds, level=args.confidence, progress=progress)
-        else:
-            comp = run_comparison(scenario, policies, seeds=seeds, level=args.confidence)
-    except ScenarioError as e:
-        return _report_scenario_error(e)
-    except ValueError as e:
-        return _err(f"lepsim: {e}")
-    except PolicyError as e:
-        return _err(f"lepsim: policy error: {e}")
-    except LookupError as e:
-        return _err(f"lepsim: cost model: {e}")
+            return run_comparison(scenario, policies, seeds=seeds, level=args.confidence, progress=progress)
+
+    comp, rc = _guarded(run)
+    if rc is not None:
+        return rc
     comp.write(out)
     console = Console()
     level = int(round(100 * args.confidence))
@@ -415,6 +434,34 @@ def _print_sweep(sweep, outcome) -> None:
                   f"{len(outcome.failed)} failed · table: {outcome.path}")
 
 
+def cmd_export(args) -> int:
+    import lepsim
+    from lepsim.report import perfetto
+
+    src = Path(args.source)
+    out = Path(args.out)
+    if src.is_dir():
+        if args.policy or args.param or args.seed is not None:
+            return _err("lepsim: --policy, --param and --seed apply to a scenario, not to a run folder")
+        try:
+            trace = perfetto.trace_of_run_folder(src)
+        except (FileNotFoundError, ValueError, KeyError) as e:
+            return _err(f"lepsim: {src}: cannot export: {e}")
+    else:
+        try:
+            params = _parse_params(args.param)
+        except ValueError as e:
+            return _err(f"lepsim: {e}")
+        result, rc = _guarded(lambda: lepsim.simulate(_scenario_from_args(src, args, params)))
+        if rc is not None:
+            return rc
+        trace = perfetto.trace_of_result(result)
+    perfetto.write_trace(trace, out)
+    n = sum(1 for e in trace["traceEvents"] if e["ph"] == "X")
+    print(f"wrote {out}: {n} slices, {len(trace['traceEvents'])} events · open it in https://ui.perfetto.dev")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lepsim import __version__
 
@@ -458,6 +505,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     sw.set_defaults(func=cmd_sweep)
+
+    ex = sub.add_parser("export", help="export a run as a timeline: Chrome trace JSON for Perfetto")
+    ex.add_argument("format", choices=("perfetto",), help="perfetto: Chrome Trace Event Format JSON")
+    ex.add_argument("source", help="a run folder (lepsim run --out) or a scenario file (simulated first)")
+    ex.add_argument("-o", "--out", default="trace.json", help="output file (default trace.json)")
+    ex.add_argument("--policy", help="with a scenario: override its policy")
+    ex.add_argument("--param", action="append", metavar="KEY=VALUE", help="with a scenario: policy parameter")
+    ex.add_argument("--seed", type=int, help="with a scenario: override its seed")
+    ex.set_defaults(func=cmd_export)
 
     v = sub.add_parser("validate", help="check scenario files; report every problem")
     v.add_argument("scenarios", nargs="+")
