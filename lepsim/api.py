@@ -13,6 +13,7 @@ from lepsim.build import build_parts
 from lepsim.engine.simulation import Simulation
 from lepsim.errors import ScenarioError
 from lepsim.metrics.records import events_frame, intervals_frame, jobs_frame, links_frame, timeline_frame
+from lepsim.metrics.services import requests_frame, service_summary, service_windows_frame
 from lepsim.metrics.summary import summarize
 from lepsim.scenario.loader import load_scenario
 from lepsim.scenario.spec import Scenario
@@ -36,6 +37,8 @@ class Result:
     stats: dict = field(default_factory=dict)   # wall time, events/s: not written with the results
     warnings: list = field(default_factory=list)  # problems that did not stop the run (skipped trace rows)
     links: pd.DataFrame | None = None  # network link load over time (docs/metrics.md#links); empty without a network
+    requests: pd.DataFrame | None = None        # one row per inference request (None without services)
+    service_windows: pd.DataFrame | None = None  # per service and metrics window (None without services)
 
     @property
     def label(self) -> str:
@@ -92,7 +95,7 @@ def simulate(
         tracemalloc.start()
     t0 = time.perf_counter()
     sim = Simulation(scenario, parts.nodes, parts.jobs, parts.policy, parts.cost_model, progress=progress,
-                     topology=parts.topology)
+                     topology=parts.topology, services=parts.services)
     raw = sim.run()
     t1 = time.perf_counter()
     window = _window(scenario, raw.end_time)
@@ -102,6 +105,11 @@ def simulate(
     events = events_frame(raw)
     links = links_frame(raw)
     summary = summarize(jobs, intervals, timeline, capacity=raw.capacity, window=window)
+    requests = service_windows = None
+    if raw.services is not None:
+        requests = requests_frame(raw, window)
+        service_windows = service_windows_frame(raw, requests, intervals)
+        summary.update(service_summary(raw, requests, intervals, window))
     summary = {"scenario": scenario.name or "", "policy": scenario.scheduler.policy,
                "seed": scenario.simulation.seed, **summary}
     t2 = time.perf_counter()
@@ -128,4 +136,6 @@ def simulate(
         window=window,
         stats=stats,
         warnings=list(parts.warnings),
+        requests=requests,
+        service_windows=service_windows,
     )

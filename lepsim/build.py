@@ -23,6 +23,7 @@ class Parts:
     cost_model: object
     warnings: list  # Problems that did not stop the run (skipped trace rows)
     topology: object = None  # lepsim.engine.topology.Topology (None: unconstrained, built by the engine)
+    services: list = ()  # ServicePlans of workload.services (lepsim.inference.workload)
 
 
 def make_cost_model(scenario, catalog, base_dir):
@@ -36,8 +37,10 @@ def make_cost_model(scenario, catalog, base_dir):
 def _workload_key(scenario, seed, catalog, base_dir) -> tuple:
     """What the nodes and jobs of a scenario depend on (traces by their modification time)."""
     stamps = []
-    for t in scenario.workload.traces:
-        p = Path(t.path) if Path(t.path).is_absolute() else base_dir / t.path
+    paths = [t.path for t in scenario.workload.traces]
+    paths += [s.arrivals.path for s in scenario.workload.services if s.arrivals.kind == "trace"]
+    for t in paths:
+        p = Path(t) if Path(t).is_absolute() else base_dir / t
         stamps.append(p.stat().st_mtime_ns if p.is_file() else None)
     return (
         scenario.simulation.seed if seed is None else seed,
@@ -57,7 +60,7 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
     for path, msg in cluster_problems:
         add(path, msg)
     if cluster_problems:
-        return nodes, [], [], None
+        return nodes, [], [], None, []
     topology, net_problems = build_topology(scenario.cluster.network, nodes, catalog)
     for path, msg in net_problems:
         add(path, msg)
@@ -90,9 +93,12 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
             continue
         for msg in cost.problems(j, [j.gpu_type] if j.gpu_type else gpu_types):
             report(j, "model", msg)
-    if not jobs and not problems:
+    from lepsim.inference.workload import build_plans
+
+    plans = build_plans(scenario, catalog, nodes, cost, base_dir, seed, add)
+    if not jobs and not scenario.workload.services and not problems:
         add("workload", "found no jobs (every source was empty within the horizon), expected at least one job")
-    return nodes, jobs, warnings, topology
+    return nodes, jobs, warnings, topology, plans
 
 
 def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, policy=None):
@@ -139,11 +145,11 @@ def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, po
     built = scenario._built.get(key)
     if built is None:
         n_before = len(problems)
-        nodes, jobs, warnings, topology = _build_workload(scenario, catalog, base_dir, seed, cost, add, problems)
+        nodes, jobs, warnings, topology, plans = _build_workload(scenario, catalog, base_dir, seed, cost, add, problems)
         if len(problems) == n_before:
-            scenario._built[key] = (nodes, jobs, warnings, topology)  # shared by copies: the key is the content
+            scenario._built[key] = (nodes, jobs, warnings, topology, plans)  # shared by copies: the key is the content
     else:
-        nodes, jobs, warnings, topology = built
+        nodes, jobs, warnings, topology, plans = built
     if problems:
         return None, problems
-    return Parts(nodes, jobs, pol, cost, warnings, topology), []
+    return Parts(nodes, jobs, pol, cost, warnings, topology, plans), []

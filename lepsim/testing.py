@@ -124,6 +124,11 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
     ids = jobs["job_id"].to_numpy()
     if len(ids) != len(set(ids.tolist())) or (len(ids) and (ids.min() != 0 or ids.max() != len(ids) - 1)):
         raise InvariantError("job ids are not exactly 0..n-1, once each")
+    replicas = jobs[jobs["kind"] == "inference-replica"] if "kind" in jobs.columns else jobs.iloc[:0]
+    bad = set(replicas["status"].astype(str)) - {"serving", "retired"}
+    if bad:
+        raise InvariantError(f"unexpected replica statuses {bad}")
+    jobs = jobs[jobs["kind"] == "training"] if "kind" in jobs.columns else jobs
     ok_status = {"completed", "unfinished", "not_submitted"}
     bad = set(jobs["status"].astype(str)) - ok_status
     if bad:
@@ -163,9 +168,42 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
 
     total_iv = float(iv["gpu_s"].sum()) if len(iv) else 0.0
     total_tl = step_integral(tl["time_s"].to_numpy(), tl["allocated_gpus"].to_numpy(dtype=float), 0.0, result.end_time)
-    total_jobs = float(jobs["allocated_gpu_s"].sum())
+    total_jobs = float(result.jobs["allocated_gpu_s"].sum())
     scale = max(total_iv, 1.0)
     if abs(total_iv - total_tl) > tol * scale or abs(total_iv - total_jobs) > tol * scale:
         raise InvariantError(
             f"GPU-seconds not conserved: intervals {total_iv:.9g}, timeline {total_tl:.9g}, jobs {total_jobs:.9g}"
         )
+    if getattr(result, "requests", None) is not None:
+        _check_requests(result, replicas, tol)
+
+
+def _check_requests(result, replicas, tol: float) -> None:
+    """Invariants of the inference requests (see lepsim.engine.services)."""
+    rq = result.requests
+    st = rq["status"].astype(str)
+    bad = set(st) - {"completed", "unfinished", "rejected", "timeout"}
+    if bad:
+        raise InvariantError(f"unexpected request statuses {bad}")
+    done = rq[st == "completed"]
+    if done[["first_token_s", "finish_s"]].isna().any().any():
+        raise InvariantError("a completed request has no first token or finish time")
+    if ((done["first_token_s"] < done["arrival_s"] - tol) | (done["finish_s"] < done["first_token_s"] - tol)).any():
+        raise InvariantError("a request's first token precedes its arrival, or its finish precedes its first token")
+    if (done["finish_s"] > result.end_time + tol).any():
+        raise InvariantError("a request finished after the end of the run")
+    names = dict(zip(replicas["job_id"], replicas["source"]))
+    if len(done) and not done["replica"].isin(list(names)).all():
+        raise InvariantError("a completed request names a replica that is not a service replica")
+    dropped = rq[st.isin(["rejected", "timeout"])]
+    if (dropped["finish_s"] < dropped["arrival_s"] - tol).any():
+        raise InvariantError("a request was dropped before it arrived")
+    s = result.summary
+    for name in rq["service"].unique():
+        m = rq[(rq["service"] == name) & rq["measured"]]
+        parts = sum(s[f"requests_{k}[{name}]"] for k in ("completed", "rejected", "timeout", "unfinished"))
+        if parts != s[f"requests[{name}]"] or s[f"requests[{name}]"] != len(m):
+            raise InvariantError(f"service {name}: completed + rejected + timeout + unfinished != requests")
+        u = s[f"replica_utilization[{name}]"]
+        if u == u and not (0.0 <= u <= 1.0 + tol):
+            raise InvariantError(f"service {name}: replica utilization {u} outside [0, 1]")

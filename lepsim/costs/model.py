@@ -789,6 +789,14 @@ class ProfiledCostModel(CostModel):
         mlp = c.hidden * c.ffn * (3 if c.gated_mlp else 2)
         return 2.0 * (c.layers * (attn + mlp) + 2 * c.vocab * c.hidden)
 
+    def kv_bytes_per_token(self, model: str) -> float | None:
+        """fp16 KV-cache bytes one token occupies (keys and values of every layer), or None."""
+        info = self._info(self._model(model)[0])
+        if info is None or info.config is None:
+            return None
+        c = info.config
+        return 2.0 * 2.0 * c.layers * c.kv_heads * c.head_dim
+
     def _check_fits(self, model: str, gpu: str, tp: int) -> None:
         spec = self._spec(gpu)
         w = self.weight_bytes(model)

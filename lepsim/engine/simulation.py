@@ -33,8 +33,9 @@ from lepsim.engine.network import Network
 from lepsim.engine.topology import build_topology
 from lepsim.engine.view import CHECKPOINTING, DONE, PENDING, RESTORING, RUNNING, ClusterView, JobView, NodeView
 from lepsim.errors import PolicyError
-from lepsim.policies.actions import Migrate, Preempt, Start, Wakeup
+from lepsim.policies.actions import Migrate, Preempt, ScaleService, Start, Wakeup
 from lepsim.policies.placement import covers
+from lepsim.engine.services import REPLICA
 from lepsim.scenario.resolve import NodeInfo
 from lepsim.workload.jobs import JobRequest
 
@@ -112,6 +113,7 @@ class RawRecords:
     capacity: dict
     stats: dict
     links: list = ()      # (time, link, kind, capacity bytes/s, load bytes/s): network link load steps
+    services: object = None   # lepsim.engine.services.Services, when the scenario has services
 
 
 class Simulation:
@@ -126,6 +128,7 @@ class Simulation:
         cost_model: CostModel | None = None,
         progress: Callable[[float], None] | None = None,
         topology=None,
+        services: list | None = None,
     ):
         self.scenario = scenario
         self.policy = policy
@@ -173,6 +176,13 @@ class Simulation:
             j.view = JobView(j, self)
             j.work_total = self.cost.work(j.req)
             j.isolated_runtime = self._isolated_runtime(j.req, j.work_total)
+        self._n_train = len(self._jobs)     # training jobs; service replicas get the ids after them
+        self.services = None
+        self._service_plans = list(services or ())
+        if self._service_plans:
+            from lepsim.engine.services import Services
+
+            self.services = Services(self._service_plans, self.cost, scenario.simulation.seed)
         self._pending: list[int] = []        # sorted job ids
         self._active: set[int] = set()       # restoring or running
         self._next_arrival = 0
@@ -235,7 +245,7 @@ class Simulation:
     # ------------------------------------------------------------------ lifecycle
     def _schedule_next_arrival(self) -> None:
         k = self._next_arrival
-        if k < len(self._jobs):
+        if k < self._n_train:
             t = self._jobs[k].req.submit_time
             if t <= self.horizon:
                 self._at(self._delay_to(t), P_ARRIVAL, self._arrive, k)
@@ -244,11 +254,14 @@ class Simulation:
         now = self.env.now
         # all jobs with this same submit time arrive in this one event (id order)
         jobs = self._jobs
-        while k < len(jobs) and jobs[k].req.submit_time <= now:
+        while k < self._n_train and jobs[k].req.submit_time <= now:
             j = jobs[k]
             j.state = PENDING
             j.wait_since = now
-            self._pending.append(k)  # ids arrive in increasing order
+            if self._pending and self._pending[-1] > k:  # service replicas (larger ids) are pending
+                bisect.insort(self._pending, k)
+            else:
+                self._pending.append(k)  # training ids arrive in increasing order
             self._events.append((now, "arrive", k, ""))
             k += 1
         self._next_arrival = k
@@ -344,15 +357,25 @@ class Simulation:
         j.last_start = now
         j.phase_since = now
         self._events.append((now, "start", a.job_id, _nodes_str(j)))
-        if j.preemptions > 0:
+        if j.preemptions > 0 or j.req.kind == REPLICA:
             self._resume(j)
         else:
             self._begin_run(j)
         self._mark_timeline()
 
     def _resume(self, j: _Job) -> None:
-        """A job that was checkpointed restores on its GPUs before it progresses."""
-        if self._restore > 0:
+        """A job that was checkpointed restores on its GPUs before it progresses; a service
+        replica loads its weights (cold start) at every placement."""
+        if j.req.kind == REPLICA:
+            cold = self._service_plans[self._replica_service[j.req.job_id]].cold_start
+            j.state = RESTORING
+            j.phase_since = self.env.now
+            j.version += 1
+            if cold > 0:
+                self._at(cold, P_PHASE, self._restored, j.req.job_id, j.version)
+            else:
+                self._restored(j.req.job_id, j.version)
+        elif self._restore > 0:
             j.state = RESTORING
             j.phase_since = self.env.now
             j.version += 1
@@ -364,7 +387,7 @@ class Simulation:
         j = self._jobs[jid]
         if j.version != version or j.state != RESTORING:
             return
-        self._close_phase(j, "restore")
+        self._close_phase(j, "cold_start" if j.req.kind == REPLICA else "restore")
         self._begin_run(j)
 
     def _begin_run(self, j: _Job) -> None:
@@ -372,6 +395,12 @@ class Simulation:
         j.state = RUNNING
         j.run_since = now
         j.phase_since = now
+        if j.req.kind == REPLICA:  # serves until preempted or retired
+            j.rate = 0.0
+            j.version += 1
+            self.services.replica_up(j.req.job_id, now)
+            self._mark_timeline()
+            return
         placement = tuple(sorted((k for _, k in j.node_shares), reverse=True))
         j.rate = self.cost.rate(j.req, j.alloc_type, placement)
         if j.req.iterations is not None:
@@ -466,12 +495,15 @@ class Simulation:
         if not (0 <= jid < len(self._jobs)):
             raise PolicyError(f"{self.policy.name}: {what} of unknown job id {jid}")
         j = self._jobs[jid]
+        replica = j.req.kind == REPLICA
         if j.state == RUNNING:
+            if replica:  # its requests go back to the router now
+                self.services.replica_down(jid, now)
             j.stop_running(now)
             self._stop_comm(j)
             self._close_phase(j, "run")
         elif j.state == RESTORING:
-            self._close_phase(j, "restore")
+            self._close_phase(j, "cold_start" if replica else "restore")
         else:
             raise PolicyError(f"{self.policy.name}: {what} of job {jid} in state {j.state}, expected running")
         j.version += 1
@@ -484,7 +516,7 @@ class Simulation:
         j = self._stop(a.job_id, "Preempt")
         j.preemptions += 1
         self._events.append((now, "preempt", a.job_id, ""))
-        if self._checkpoint > 0:
+        if self._checkpoint > 0 and j.req.kind != REPLICA:  # a replica is stateless: it leaves at once
             j.state = CHECKPOINTING
             j.phase_since = now
             self._at(self._checkpoint, P_PHASE, self._checkpointed, a.job_id, j.version)
@@ -588,6 +620,8 @@ class Simulation:
         self._pass_pending = False
         self._passes += 1
         now = self.env.now
+        if self.services is not None:
+            self.services.advance_to(now)
         if now == self._pass_time:
             self._passes_now += 1
             if self._passes_now > MAX_DECISIONS_PER_INSTANT:
@@ -608,6 +642,8 @@ class Simulation:
                 self._apply_preempt(a)
             elif isinstance(a, Migrate):
                 self._apply_migrate(a)
+            elif isinstance(a, ScaleService):
+                self._apply_scale(a)
             elif isinstance(a, Wakeup):
                 if not math.isfinite(a.at) or a.at < self.env.now:
                     raise PolicyError(f"{self.policy.name}: Wakeup at {a.at} is in the past (now {self.env.now})")
@@ -615,7 +651,92 @@ class Simulation:
                     self._wakeups.add(a.at)
                     self._at(self._delay_to(a.at), P_WAKEUP, self._wake, a.at)
             else:
-                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt, Migrate or Wakeup")
+                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt, Migrate, ScaleService or Wakeup")
+
+    # ------------------------------------------------------------------ inference replicas
+    def _add_replica(self, sid: int) -> None:
+        """A new pending replica job of service ``sid`` (ids after the training jobs)."""
+        plan = self._service_plans[sid]
+        s = plan.spec
+        d = self.scenario.workload.defaults
+        tp = s.tensor_parallel
+        cpg = s.cpus_per_gpu if s.cpus_per_gpu is not None else d.cpus_per_gpu
+        mpg = s.memory_per_gpu if s.memory_per_gpu is not None else d.memory_per_gpu
+        now = self.env.now
+        jid = len(self._jobs)
+        k = self._replica_count[sid]
+        self._replica_count[sid] = k + 1
+        req = JobRequest(job_id=jid, name=f"{s.name}/{k}", submit_time=now, gpus=tp, cpus=tp * cpg,
+                         memory_bytes=tp * mpg, tenant=s.tenant or s.name, model=s.model, gpu_type=plan.gpu_type,
+                         duration=math.inf, iterations=None, batch_size=None, source=f"workload.services[{sid}]",
+                         priority=s.priority, kind=REPLICA)
+        j = _Job(req)
+        j.view = JobView(j, self)
+        j.work_total = math.inf
+        j.isolated_runtime = math.inf
+        self._jobs.append(j)
+        self._replica_service[jid] = sid
+        self.services.add_replica(jid, s.name)
+        j.state = PENDING
+        j.wait_since = now
+        self._pending.append(jid)  # the largest id so far: the list stays sorted
+        self._events.append((now, "arrive", jid, ""))
+
+    def _retire_replica(self, jid: int) -> None:
+        """Take a replica out of service for good (ScaleService down)."""
+        now = self.env.now
+        j = self._jobs[jid]
+        if j.state == PENDING:
+            self._remove_pending(jid)
+            j.wait_total += now - j.wait_since
+        elif j.state == RESTORING:
+            self._close_phase(j, "cold_start")
+            self._release(j)
+            self._active.discard(jid)
+        elif j.state == RUNNING:
+            self.services.replica_down(jid, now)
+            j.stop_running(now)
+            self._close_phase(j, "run")
+            self._release(j)
+            self._active.discard(jid)
+        j.version += 1
+        j.state = DONE
+        j.end = now
+        self.services.retired.add(jid)
+        self._events.append((now, "retire", jid, ""))
+
+    def _live_replicas(self, sid: int) -> list[int]:
+        return [r.job_id for r in self.services.svcs[sid].replicas if r.job_id not in self.services.retired]
+
+    def _apply_scale(self, a: ScaleService) -> None:
+        svc = self.services.by_name.get(a.service) if self.services is not None else None
+        if svc is None:
+            names = ", ".join(s.name for s in self.services.svcs) if self.services is not None else "none"
+            raise PolicyError(f"{self.policy.name}: ScaleService of unknown service {a.service!r} (services: {names})")
+        spec = svc.spec
+        if isinstance(spec.replicas, int):
+            raise PolicyError(f"{self.policy.name}: ScaleService of {a.service!r}, whose replicas are fixed at "
+                              f"{spec.replicas} (give replicas: {{min, max}} to autoscale it)")
+        want = min(max(int(a.replicas), spec.replicas.min), spec.replicas.max)
+        sid = svc.sid
+        live = self._live_replicas(sid)
+        if want > len(live):
+            for _ in range(want - len(live)):
+                self._add_replica(sid)
+            self._events.append((self.env.now, "scale", -1, f"{a.service}={want}"))
+            self._mark_timeline()
+            self._request_pass()
+        elif want < len(live):
+            jobs = self._jobs
+            order = {PENDING: 0, RESTORING: 1, RUNNING: 2}
+            by_job = self.services.by_job
+            victims = sorted(live, key=lambda jid: (order.get(jobs[jid].state, 3), by_job[jid].outstanding, -jid))
+            for jid in victims[:len(live) - want]:
+                self._retire_replica(jid)
+            self._events.append((self.env.now, "scale", -1, f"{a.service}={want}"))
+            self._mark_timeline()
+            self._request_pass()
+        svc.target = want
 
     def _wake(self, at: float) -> None:
         self._wakeups.discard(at)
@@ -628,19 +749,30 @@ class Simulation:
 
     # ------------------------------------------------------------------ run
     def run(self) -> RawRecords:
+        self._replica_service: dict[int, int] = {}
+        self._replica_count = [0] * len(self._service_plans)
+        for sid, plan in enumerate(self._service_plans):
+            r = plan.spec.replicas
+            n = r if isinstance(r, int) else (r.initial if r.initial is not None else r.min)
+            for _ in range(n):
+                self._add_replica(sid)
+            self.services.svcs[sid].target = n
+        if self._service_plans:
+            self._request_pass()
         self._mark_timeline()
         self._schedule_next_arrival()
         if self._round:
             self._at(self._round, P_WAKEUP, self._tick)
         env = self.env
-        n = len(self._jobs)
+        n = self._n_train
+        serving = self.services is not None  # then the run goes on until the horizon
         step = env.step
         peek = env.peek
         progress = self._progress
         next_report = 0.0
         report_every = (self.horizon / 200.0) if math.isfinite(self.horizon) else max(
             (self._jobs[-1].req.submit_time / 200.0) if n else 1.0, 1.0)
-        while self._done < n:
+        while self._done < n or serving:
             t = peek()
             if t > self.horizon or t == math.inf:
                 break
@@ -650,9 +782,11 @@ class Simulation:
                 next_report = env.now + report_every
         # the last event's time when every job ended; else the horizon (or the last event
         # when nothing more could happen before it)
-        end = self.horizon if (math.isfinite(self.horizon) and self._done < n) else env.now
+        end = self.horizon if (math.isfinite(self.horizon) and (self._done < n or serving)) else env.now
         if end == env.now:
             self.network.flush()  # flows that ended at the last instant: their links' loads drop now
+        if serving:
+            self.services.close(end)
         # close what is still open at the end
         for j in self._jobs:
             if j.state == RUNNING:
@@ -676,6 +810,7 @@ class Simulation:
             capacity=dict(self._capacity),
             stats={"policy_invocations": self._passes, "actions": self._actions, "events": self._scheduled},
             links=self.network.utilization_records(),
+            services=self.services,
         )
 
 

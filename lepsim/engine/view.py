@@ -24,7 +24,7 @@ class JobView:
     """
 
     __slots__ = ("_j", "_sim", "job_id", "name", "tenant", "model", "gpus", "cpus", "memory_bytes", "gpu_type",
-                 "submit_time", "request")
+                 "submit_time", "request", "priority", "kind")
 
     def __init__(self, job: "_Job", sim: "Simulation"):
         self._j = job
@@ -40,6 +40,8 @@ class JobView:
         self.memory_bytes = r.memory_bytes
         self.gpu_type = r.gpu_type  # required GPU type (None = any)
         self.submit_time = r.submit_time
+        self.priority = r.priority  # higher = more important; service replicas carry their service's
+        self.kind = r.kind          # "training" or "inference-replica"
 
     # --- the state
     state = property(lambda self: self._j.state)
@@ -206,6 +208,13 @@ class ClusterView:
         p = self._sim.scenario.scheduler.preemption
         return p.checkpoint, p.restore
 
+    def services(self) -> tuple["ServiceView", ...]:
+        """The inference services (``workload.services``), in file order."""
+        s = self._sim.services
+        if s is None:
+            return ()
+        return tuple(ServiceView(x, s) for x in s.svcs)
+
     def free_map(self) -> FreeMap:
         """A private, mutable copy of the free resources to plan placements on."""
         s = self._sim
@@ -217,3 +226,65 @@ class ClusterView:
             s._nodes_by_type,
             s._gpn,
         )
+
+
+class ServiceView:
+    """What a policy may know about an inference service at ``now`` (read-only, no future).
+
+    Counts read through to the request-level simulation, which the engine has advanced to
+    ``now`` before invoking the policy.  Latencies in seconds.
+    """
+
+    __slots__ = ("_s", "_all")
+
+    def __init__(self, svc, services):
+        self._s = svc
+        self._all = services
+
+    name = property(lambda self: self._s.name)
+    spec = property(lambda self: self._s.spec, doc="the ServiceSpec (SLOs, batching, replica bounds)")
+    cold_start = property(lambda self: self._s.plan.cold_start, doc="seconds from placement to serving")
+    target_replicas = property(lambda self: self._s.target, doc="replicas asked for (initial count, or the last ScaleService)")
+    ready_replicas = property(lambda self: len(self._s.ready), doc="replicas serving now")
+    queued = property(lambda self: self._s.waiting, doc="requests waiting for a batch (service and replica queues)")
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """(min, max) replicas; equal for a fixed count."""
+        r = self._s.spec.replicas
+        return (r, r) if isinstance(r, int) else (r.min, r.max)
+
+    @property
+    def outstanding(self) -> int:
+        """Requests arrived and not finished or dropped (waiting or in a batch)."""
+        s = self._s
+        return len(s.squeue) + sum(r.outstanding for r in s.ready)
+
+    def replica_job_ids(self) -> tuple[int, ...]:
+        """Job ids of the service's replicas that are not retired (any state)."""
+        sim = self._all
+        return tuple(r.job_id for r in self._s.replicas if r.job_id not in sim.retired)
+
+    def arrivals_in(self, window: float) -> int:
+        """Requests that arrived in (now - window, now]."""
+        from bisect import bisect_right
+
+        s = self._s
+        now = self._all.now
+        lo = bisect_right(s.arrival, now - window, 0, s.next)
+        return s.next - lo
+
+    def recent_latencies(self, window: float, what: str = "e2e") -> list[float]:
+        """Latencies (``e2e``, ``ttft`` or ``tpot``) of the requests completed in (now - window, now]."""
+        s = self._s
+        idx = self._all.recent(s, window, self._all.now)
+        if what == "e2e":
+            return [s.finish[i] - s.arrival[i] for i in idx]
+        if what == "ttft":
+            return [s.first[i] - s.arrival[i] for i in idx]
+        if what == "tpot":
+            return [(s.finish[i] - s.first[i]) / (s.output[i] - 1) for i in idx if s.output[i] > 1]
+        raise ValueError(f"found {what!r}, expected e2e, ttft or tpot")
+
+    def __repr__(self) -> str:
+        return f"ServiceView(name={self.name!r}, ready={self.ready_replicas}, queued={self.queued})"

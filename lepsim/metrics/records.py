@@ -12,7 +12,7 @@ JOB_COLUMNS = (
     "job_id", "name", "tenant", "model", "source", "gpus", "cpus", "memory_bytes", "requested_gpu_type",
     "gpu_type", "submit_time_s", "first_start_s", "end_s", "status", "preemptions", "queueing_delay_s",
     "wait_time_s", "jct_s", "isolated_runtime_s", "slowdown", "executed_s", "allocated_gpu_s",
-    "progress", "measured", "migrations", "comm_s",
+    "progress", "measured", "migrations", "comm_s", "kind",
 )
 
 
@@ -25,7 +25,9 @@ def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
     rows = []
     for j in raw.jobs:
         r = j.req
-        if j.state == DONE:
+        if r.kind != "training":
+            status = "retired" if j.state == DONE else "serving"
+        elif j.state == DONE:
             status = "completed"
         elif r.submit_time > end:
             status = "not_submitted"
@@ -41,10 +43,10 @@ def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
             j.wait_total if status != "not_submitted" else math.nan, jct, j.isolated_runtime,
             jct / j.isolated_runtime if j.end is not None and j.isolated_runtime > 0 else math.nan,
             j.executed, j.gpu_seconds, (j.work_done / j.work_total) if j.work_total > 0 else 1.0,
-            bool(lo <= r.submit_time <= hi), j.migrations, j.comm_s,
+            bool(lo <= r.submit_time <= hi) and r.kind == "training", j.migrations, j.comm_s, r.kind,
         ))
     df = pd.DataFrame.from_records(rows, columns=list(JOB_COLUMNS))
-    for c in ("name", "tenant", "model", "source", "requested_gpu_type", "gpu_type", "status"):
+    for c in ("name", "tenant", "model", "source", "requested_gpu_type", "gpu_type", "status", "kind"):
         df[c] = df[c].astype("string")
     return df
 

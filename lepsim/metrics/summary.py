@@ -30,6 +30,9 @@ def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFram
     inside the window; utilizations integrate allocations over the window."""
     lo, hi = window
     cap_total = sum(capacity.values())
+    all_jobs = jobs
+    if "kind" in jobs.columns:  # service replicas hold GPUs (utilization) but are not jobs to count
+        jobs = jobs[jobs["kind"] == "training"]
     measured = jobs[jobs["measured"]]
     done = measured[measured["status"] == "completed"]
     span = hi - lo
@@ -68,7 +71,7 @@ def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFram
     out["running_jobs_mean"] = step_integral(times, timeline["running_jobs"].to_numpy(dtype=float), lo, hi) / span if span > 0 else math.nan
     # per tenant: share of the cluster's GPU-seconds in the window held by the tenant's jobs
     if len(intervals) and cap_total and span > 0:
-        iv = intervals.merge(jobs[["job_id", "tenant"]], on="job_id")
+        iv = intervals.merge(all_jobs[["job_id", "tenant"]], on="job_id")
         overlap = (np.minimum(iv["end_s"], hi) - np.maximum(iv["start_s"], lo)).clip(lower=0) * iv["gpus"]
         per = overlap.groupby(iv["tenant"]).sum().sort_index()
         for tenant, v in per.items():

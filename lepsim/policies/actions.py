@@ -47,4 +47,19 @@ class Wakeup:
     at: float
 
 
-Action = Start | Preempt | Migrate | Wakeup
+@dataclass(frozen=True, slots=True)
+class ScaleService:
+    """Set the number of replicas of an inference service (``workload.services[].name``).
+
+    Scaling up adds pending replica jobs (``kind="inference-replica"``) that a policy places
+    like any job; each pays its cold start once placed.  Scaling down retires the newest
+    replicas first: pending ones, then loading ones, then serving ones; a serving replica's
+    queued and in-flight requests go back to the service's router.  The count is clipped to
+    the service's ``replicas: {min, max}`` (a fixed ``replicas: N`` cannot be scaled).
+    """
+
+    service: str
+    replicas: int
+
+
+Action = Start | Preempt | Migrate | Wakeup | ScaleService

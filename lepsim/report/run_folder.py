@@ -67,7 +67,10 @@ def manifest(result, formats=("parquet", "csv")) -> dict:
                 ("timeline", "allocated GPUs, running and pending jobs after every change"),
                 ("events", "arrive/start/preempt/complete events"),
                 ("links", "network link load and utilization after every change (empty without cluster.network)"),
-            )},
+            ) + ((
+                ("requests", "one row per inference request"),
+                ("service_windows", "per inference service and metrics window"),
+            ) if getattr(result, "requests", None) is not None else ())},
             "summary": {"content": "summary metrics; formulas in docs/metrics.md", "formats": ["summary.json"]},
         },
         "scenario": sc.model_dump(mode="json"),
@@ -85,6 +88,8 @@ def write_run(result, folder: Path, *, formats=FORMATS) -> Path:
     with atomic_folder(folder) as tmp:
         tables = {"jobs": result.jobs, "intervals": result.intervals, "timeline": result.timeline, "events": result.events,
                   "links": result.links}
+        if getattr(result, "requests", None) is not None:
+            tables.update(requests=result.requests, service_windows=result.service_windows)
         for name, df in tables.items():
             if "parquet" in formats:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)

@@ -394,6 +394,184 @@ class TraceSource(Spec):
     memory_per_gpu: Annotated[Bytes, Field(ge=0)] | None = None
 
 
+
+# ----------------------------------------------------------------------------- inference services
+class ReplicaRange(Spec):
+    """An autoscaled replica count: a scaling policy keeps it within [min, max]."""
+
+    min: Annotated[int, Field(ge=0)]
+    max: Annotated[int, Field(ge=1)]
+    initial: Annotated[int, Field(ge=0)] | None = Field(None, description="replicas at time 0 (default: min)")
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.max < self.min:
+            raise ValueError(f"found min={self.min} > max={self.max}, expected min <= max")
+        if self.initial is not None and not (self.min <= self.initial <= self.max):
+            raise ValueError(f"found initial={self.initial}, expected min <= initial <= max")
+        return self
+
+
+class ContinuousBatching(Spec):
+    """Iteration-level (continuous) batching with a KV-cache token budget (Orca, vLLM)."""
+
+    kind: Literal["continuous"]
+    max_batch: Annotated[int, Field(ge=1)] = Field(256, description="most requests in a batch at once")
+    kv_cache_tokens: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="KV-cache budget in tokens (default: from GPU memory, weights and the model's shape)")
+    max_prefill_tokens: Annotated[int, Field(ge=1)] = Field(
+        4096, description="most prompt tokens in one prefill iteration (a longer prompt runs alone)")
+
+
+class StaticBatching(Spec):
+    """Static batching: a batch forms, runs to its longest request, then the next forms."""
+
+    kind: Literal["static"]
+    max_batch: Annotated[int, Field(ge=1)] = Field(8, description="a batch starts when this many wait")
+    timeout: NonNegDuration = Field(0.0, description="... or when the oldest waiting request has waited this long")
+
+
+Batching = Annotated[Union[ContinuousBatching, StaticBatching], Field(discriminator="kind")]
+
+
+class QueueLimits(Spec):
+    limit: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="most requests waiting (not yet in a batch) in the service; more are rejected")
+    timeout: PosDuration | None = Field(None, description="a request not in a batch this long after arrival is dropped")
+
+
+class LatencyTarget(Spec):
+    p50: PosDuration | None = None
+    p99: PosDuration | None = None
+
+
+class SLOSpec(Spec):
+    """Latency targets.  A request meets the SLO when each of its latencies is within every
+    target given (p50 and p99 targets are per-request bounds for attainment; the summary also
+    reports whether the service's percentiles meet them)."""
+
+    ttft: LatencyTarget | None = Field(None, description="time to first token")
+    tpot: LatencyTarget | None = Field(None, description="time per output token after the first")
+    e2e: LatencyTarget | None = Field(None, description="end-to-end latency")
+
+
+class _ArrivalBase(Spec):
+    start: NonNegDuration = 0.0
+    end: NonNegDuration | None = Field(None, description="no arrivals after this (default: the horizon)")
+    count: Annotated[int, Field(ge=1)] | None = Field(None, description="stop after this many requests")
+
+
+class PoissonArrivals(_ArrivalBase):
+    kind: Literal["poisson"]
+    rate: Annotated[Rate, Field(gt=0)]
+
+
+class BurstArrivals(_ArrivalBase):
+    """Poisson at ``rate``, multiplied by ``factor`` inside each window (as job generators)."""
+
+    kind: Literal["burst"]
+    rate: Annotated[Rate, Field(gt=0)]
+    factor: Annotated[float, Field(ge=0)]
+    windows: tuple[Window, ...] = Field(min_length=1)
+    period: PosDuration | None = Field(None, description="repeat the windows with this period")
+
+    @model_validator(mode="after")
+    def _windows_in_period(self):
+        if self.period is not None and any(w.end > self.period for w in self.windows):
+            raise ValueError(f"found a window ending after the period ({self.period:g}s), expected windows inside "
+                             "[0, period]")
+        return self
+
+
+class MMPPArrivals(_ArrivalBase):
+    """Markov-modulated Poisson: state i has rate ``rates[i]`` and lasts Exp(``holding[i]``);
+    then the next state is drawn uniformly among the others (two states: they alternate)."""
+
+    kind: Literal["mmpp"]
+    rates: tuple[Annotated[Rate, Field(ge=0)], ...] = Field(min_length=2)
+    holding: tuple[PosDuration, ...] = Field(min_length=2, description="mean time in each state")
+
+    @model_validator(mode="after")
+    def _same_length(self):
+        if len(self.rates) != len(self.holding):
+            raise ValueError(f"found {len(self.rates)} rates and {len(self.holding)} holding times, expected one each")
+        return self
+
+
+class DiurnalArrivals(_ArrivalBase):
+    """Non-homogeneous Poisson: rate(t) = rate x (1 + amplitude x cos(2 pi (t - peak) / period))."""
+
+    kind: Literal["diurnal"]
+    rate: Annotated[Rate, Field(gt=0)] = Field(description="mean rate")
+    amplitude: Annotated[float, Field(ge=0, le=1)] = 0.5
+    period: PosDuration = 86400.0
+    peak: NonNegDuration = Field(0.0, description="time of the highest rate")
+
+
+class TraceArrivals(Spec):
+    """Replay of an Azure LLM inference trace (2023 format: TIMESTAMP, ContextTokens,
+    GeneratedTokens); request tokens come from the trace."""
+
+    kind: Literal["trace"]
+    path: str = Field(description="CSV file relative to the scenario, or builtin:azure-conv / builtin:azure-code "
+                                  "(bundled samples)")
+    time_scale: Annotated[float, Field(gt=0)] = Field(1.0, description="multiply inter-arrival times by this")
+    start: NonNegDuration = Field(0.0, description="the first request arrives at this time")
+    limit: Annotated[int, Field(ge=1)] | None = Field(None, description="read at most this many requests")
+    loop: bool = Field(False, description="replay the trace again after its end until the horizon")
+
+
+Arrivals = Annotated[Union[PoissonArrivals, BurstArrivals, MMPPArrivals, DiurnalArrivals, TraceArrivals],
+                     Field(discriminator="kind")]
+
+
+class ServiceSpec(Spec):
+    """An inference service: replicas of one model on one GPU type, a router, a batching
+    policy, a request stream and its SLOs."""
+
+    name: str
+    model: str | None = Field(None, description="LLM whose prefill/decode profiles time the iterations")
+    gpu_type: str
+    tensor_parallel: Annotated[int, Field(ge=1)] = Field(1, description="GPUs per replica")
+    replicas: Annotated[int, Field(ge=0)] | ReplicaRange = 1
+    router: Literal["round-robin", "least-outstanding", "power-of-two"] = "least-outstanding"
+    max_outstanding: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="route to a replica only while it holds fewer requests; else wait in the service queue")
+    batching: Batching = Field(default_factory=lambda: ContinuousBatching(kind="continuous"))
+    queue: QueueLimits = QueueLimits()
+    slo: SLOSpec = SLOSpec()
+    cold_start: NonNegDuration | None = Field(
+        None, description="seconds from placement to serving (default: weights over storage bandwidth, else 60s)")
+    priority: int = Field(100, description="the replicas' job priority (training jobs have 0)")
+    tenant: str | None = Field(None, description="tenant of the replicas (default: the service name)")
+    cpus_per_gpu: Annotated[float, Field(ge=0)] | None = None
+    memory_per_gpu: Annotated[Bytes, Field(ge=0)] | None = None
+    arrivals: Arrivals
+    prompt_tokens: CountDist | None = Field(None, description="prompt tokens per request (not with a trace)")
+    output_tokens: CountDist | None = Field(None, description="output tokens per request (not with a trace)")
+    service_time: DurationDist | None = Field(
+        None, description="model-free: each request holds its replica this long (one at a time)")
+    metrics_window: PosDuration = Field(60.0, description="length of the per-window metrics' windows")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        trace = self.arrivals.kind == "trace"
+        if self.service_time is not None:
+            if self.model is not None:
+                raise ValueError("found both service_time and model, expected one: a model (the cost model times "
+                                 "iterations) or a service_time (model-free)")
+            if "batching" in self.model_fields_set:
+                raise ValueError("found batching with service_time, expected none (a model-free replica serves one "
+                                 "request at a time)")
+        elif self.model is None:
+            raise ValueError("found neither model nor service_time, expected one of them")
+        if trace and (self.prompt_tokens is not None or self.output_tokens is not None):
+            raise ValueError("found prompt_tokens/output_tokens with trace arrivals, expected the trace's tokens only")
+        if self.model is not None and not trace and (self.prompt_tokens is None or self.output_tokens is None):
+            raise ValueError("found a model without prompt_tokens and output_tokens, expected both (or trace arrivals)")
+        return self
+
+
 class WorkloadDefaults(Spec):
     cpus_per_gpu: Annotated[float, Field(ge=0)] = 0.0
     memory_per_gpu: Annotated[Bytes, Field(ge=0)] = 0.0
@@ -404,11 +582,16 @@ class WorkloadSpec(Spec):
     jobs: tuple[InlineJob, ...] = ()
     generators: tuple[Generator, ...] = ()
     traces: tuple[TraceSource, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
 
     @model_validator(mode="after")
     def _something(self):
-        if not (self.jobs or self.generators or self.traces):
-            raise ValueError("found no jobs, generators or traces, expected at least one source of jobs")
+        if not (self.jobs or self.generators or self.traces or self.services):
+            raise ValueError("found no jobs, generators, traces or services, expected at least one source of work")
+        names = [s.name for s in self.services]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"found service names {dup} more than once, expected unique names")
         return self
 
 
@@ -459,6 +642,13 @@ class Scenario(Spec):
     _source: tuple[str, str] | None = PrivateAttr(None)
     # built nodes and jobs by workload content and seed (lepsim.build); copies share it
     _built: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _services_need_a_horizon(self):
+        if self.workload.services and self.simulation.horizon is None:
+            raise ValueError("found workload.services without simulation.horizon, expected a horizon (service "
+                             "replicas never finish on their own)")
+        return self
 
     def with_overrides(self, *, policy: str | None = None, params: dict | None = None, seed: int | None = None,
                        values: dict | None = None) -> "Scenario":
@@ -557,5 +747,6 @@ LabelChoice.model_rebuild()
 _GeneratorBase.model_rebuild()
 PoissonGenerator.model_rebuild()
 BurstGenerator.model_rebuild()
+ServiceSpec.model_rebuild()
 WorkloadSpec.model_rebuild()
 Scenario.model_rebuild()

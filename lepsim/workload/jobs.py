@@ -25,3 +25,5 @@ class JobRequest:
     iterations: float | None
     batch_size: int | None
     source: str                   # where it came from: "workload.jobs[3]", "workload.generators[0]", "trace.csv:12"
+    priority: int = 0             # higher = more important (policies that honour priorities read it)
+    kind: str = "training"        # "training" or "inference-replica" (a service replica: never completes)

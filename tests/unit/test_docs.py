@@ -136,7 +136,9 @@ def test_scenario_field_tables_match_the_spec_models():
         "Scenario", "cluster", "cluster.pools[]", "cluster.network", "cluster.network.edges[]",
         "cluster.network.storage", "workload", "workload.defaults", "workload.jobs[]",
         "workload.generators[]", "workload.generators[].windows[]", "workload.traces[]", "scheduler",
-        "scheduler.preemption", "simulation", "costs",
+        "scheduler.preemption", "simulation", "costs", "workload.services[]", "workload.services[].replicas",
+        "workload.services[].batching", "workload.services[].queue", "workload.services[].slo",
+        "workload.services[].arrivals", "workload.services[].arrivals.windows[]",
     }
     assert seen_paths == expected
 
@@ -530,5 +532,9 @@ def test_view_tables_match_the_view_classes():
     assert names_in(cluster) == public(ClusterView)
     job = next(r for h, hdr, r in tables(text) if "JobView" in h)
     assert names_in(job) == public(JobView)
+    from lepsim.engine.view import ServiceView
+
+    svc = next(r for h, hdr, r in tables(text) if "ServiceView" in h)
+    assert names_in(svc) == public(ServiceView)
     fm = next(r for h, hdr, r in tables(text) if "FreeMap" in h)
     assert {"free_gpus", "first_fit", "place", "release"} <= names_in(fm) <= public(FreeMap)
