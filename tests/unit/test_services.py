@@ -199,11 +199,13 @@ class Script(Policy):
         return out + list(self._fifo.decide(view))
 
 
-if "test-script" not in registry.available():
-    registry.register(Script)
+@pytest.fixture
+def script_policy(monkeypatch):
+    """The scripted policy, registered for one test only."""
+    monkeypatch.setitem(registry._REGISTRY, Script.name, Script)
 
 
-def test_preempted_replica_reroutes_its_requests_and_pays_the_cold_start_again(tmp_path):
+def test_preempted_replica_reroutes_its_requests_and_pays_the_cold_start_again(tmp_path, script_policy):
     tr = write_trace(tmp_path / "t.csv", [(0, 1, 1), (0.1, 1, 1)])
     sc = svc_scenario({"service_time": 2.0, "arrivals": {"kind": "trace", "path": tr, "start": 1.5},
                        "replicas": 2, "cold_start": 1.0},
@@ -222,7 +224,7 @@ def test_preempted_replica_reroutes_its_requests_and_pays_the_cold_start_again(t
     assert cold[["start_s", "end_s"]].values.tolist() == [[0.0, 1.0], [2.0, 3.0]]
 
 
-def test_scale_service_adds_and_retires_replicas(tmp_path):
+def test_scale_service_adds_and_retires_replicas(tmp_path, script_policy):
     tr = write_trace(tmp_path / "t.csv", [(0, 1, 1), (5.0, 1, 1)])
     sc = svc_scenario({**model_free(tr), "replicas": {"min": 1, "max": 3}, "cold_start": 1.0},
                       policy="test-script", params={"script": [[2.0, "scale", "s", 5], [10.0, "scale", "s", 0]]})
@@ -237,7 +239,7 @@ def test_scale_service_adds_and_retires_replicas(tmp_path):
     assert ev[ev["event"] == "scale"]["detail"].tolist() == ["s=3", "s=1"]
 
 
-def test_scale_of_a_fixed_service_is_a_policy_error(tmp_path):
+def test_scale_of_a_fixed_service_is_a_policy_error(tmp_path, script_policy):
     tr = write_trace(tmp_path / "t.csv", [(0, 1, 1)])
     sc = svc_scenario({**model_free(tr)}, policy="test-script", params={"script": [[1.0, "scale", "s", 2]]})
     with pytest.raises(lepsim.PolicyError, match="fixed"):
