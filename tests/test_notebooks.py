@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 KERNEL = "python3"
+# Text a notebook must print (beyond running without errors): the sweep ran every cell.
+MUST_PRINT = {"02_sweep_load.ipynb": ("(4 loads x ", " 0 failed")}
 
 
 def _ids(paths):
@@ -79,4 +81,7 @@ def test_notebook_runs_without_errors(path, python3_kernel):
     # Every notebook must show something: at least one figure or table came back.
     rich = [o for c in ran for o in c.outputs if o.output_type in ("display_data", "execute_result")]
     assert rich, f"{path.name} displayed nothing"
+    printed = "".join(o.get("text", "") for c in ran for o in c.outputs if o.output_type == "stream")
+    for text in MUST_PRINT.get(path.name, ()):
+        assert text in printed, f"{path.name} did not print {text!r}"
     print(f"{path.name}: {elapsed:.1f} s")

@@ -105,21 +105,30 @@ def _get(data, path: tuple):
     return data
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path | dict, *, base_dir: str | Path | None = None) -> Sweep:
     """Read and validate a sweep file: the schema, the scenario it names, every policy and
     every grid value (each cell's scenario is built and checked).  Raises
-    :class:`ScenarioError` listing every problem as ``FILE:LINE: field.path: message``."""
+    :class:`ScenarioError` listing every problem as ``FILE:LINE: field.path: message``.
+
+    ``path`` may also be a mapping with the file's content (a sweep built in Python); its
+    ``scenario`` is then relative to ``base_dir`` (default: the working folder)."""
     from lepsim.scenario.loader import (
         _read,
+        _Source,
         check_scenario,
         load_scenario,
         parse_path,
         pydantic_problems,
     )
 
-    p = Path(path)
-    display = str(path)
-    src = _read(p, display, kind="sweep", keys="scenario, grid, policies and seeds")
+    if isinstance(path, dict):
+        display = "<sweep>"
+        p = Path(base_dir or ".") / "sweep.yaml"
+        src = _Source(display, path, {})
+    else:
+        p = Path(path)
+        display = str(path)
+        src = _read(p, display, kind="sweep", keys="scenario, grid, policies and seeds")
     data = src.data
     try:
         spec = SweepSpec.model_validate(data)
@@ -175,7 +184,8 @@ def load_sweep(path: str | Path) -> Sweep:
 
     seeds = ([base.simulation.seed + i for i in range(spec.seeds)] if isinstance(spec.seeds, int)
              else list(spec.seeds))
-    sweep = Sweep(spec.name or p.stem.removesuffix(".sweep"), display, spec, base._source)
+    sweep = Sweep(spec.name or (p.stem.removesuffix(".sweep") if display != "<sweep>" else "sweep"), display, spec,
+                  base._source)
     paths = list(spec.grid)
     points = list(itertools.product(*(spec.grid[k] for k in paths))) or [()]
     seen_problems: set = set()
