@@ -33,7 +33,7 @@ def one(policy: str, nodes: int | None, profile: bool) -> dict:
     import time
 
     try:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})  # one core (the last: others use the first)
     except (AttributeError, OSError):
         pass
     import lepsim

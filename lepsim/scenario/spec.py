@@ -393,6 +393,13 @@ class TraceSource(Spec):
     cpus_per_gpu: Annotated[float, Field(ge=0)] | None = None
     memory_per_gpu: Annotated[Bytes, Field(ge=0)] | None = None
 
+    @model_validator(mode="after")
+    def _csv_only(self):
+        if self.format != "csv" and self.time_unit != "s":
+            raise ValueError(f"found time_unit {self.time_unit!r} with format {self.format!r}, expected time_unit only "
+                             "with format csv (importers convert their format's own units)")
+        return self
+
 
 
 # ----------------------------------------------------------------------------- inference services

@@ -342,8 +342,9 @@ def test_philly_scenario_short_horizon(tmp_path, philly) -> None:
     t.update(path=str(DATA / "philly" / "pollux_philly.csv.gz"), limit=3000)
     sc["simulation"] = {"horizon": "30d"}
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(sc))
+    sc = lepsim.load_scenario(tmp_path / "p.yaml")  # read once; both runs share the built jobs
     for pol in ("fifo", "las"):
-        r = lepsim.simulate(tmp_path / "p.yaml", policy=pol)
+        r = lepsim.simulate(sc, policy=pol)
         assert r.summary["jobs_total"] > 100
         assert set(r.jobs["tenant"]) <= {x["tenant"] for x in philly.rows[:3000]}
 
@@ -376,3 +377,11 @@ def test_alibaba_gpu_shares(supported, tmp_path, monkeypatch) -> None:
         assert got == [c]
         assert [n.line for n in res.notes] == [2]
         assert "gpu_fraction" not in canonical.to_csv_text(res.rows)
+
+
+def test_time_unit_is_for_csv_only(tmp_path) -> None:
+    with pytest.raises(ScenarioError) as e:
+        lepsim.load_scenario(scenario(tmp_path, {"path": "x.trace", "format": "gavel", "time_unit": "min"}))
+    (p,) = e.value.problems
+    assert (p.line, p.path) == (2, "workload.traces[0]")
+    assert "found time_unit 'min' with format 'gavel', expected time_unit only with format csv" in p.message
