@@ -143,22 +143,27 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
         raise InvariantError("a completed job did not do all its work")
     if (done["first_start_s"] < done["submit_time_s"] - tol).any():
         raise InvariantError("a job started before it was submitted")
-    # no GPU over-allocated: per GPU, allocation intervals never overlap
+    # no GPU over-allocated: per GPU, the shares held at any instant add up to at most 1
     if len(iv):
         gpu_rows = []
-        for start, end, gids in zip(iv["start_s"].to_numpy(), iv["end_s"].to_numpy(), iv["gpu_ids"].astype(str)):
+        for start, end, n, gids in zip(iv["start_s"].to_numpy(), iv["end_s"].to_numpy(), iv["gpus"].to_numpy(dtype=float),
+                                       iv["gpu_ids"].astype(str)):
             if gids:
-                for g in gids.split():
-                    gpu_rows.append((int(g), start, end))
+                ids = gids.split()
+                share = n / len(ids)
+                for g in ids:
+                    gpu_rows.append((int(g), start, share))
+                    gpu_rows.append((int(g), end - tol, -share))  # touching intervals do not overlap
         if gpu_rows:
             arr = np.array(gpu_rows, dtype=float)
-            order = np.lexsort((arr[:, 1], arr[:, 0]))
+            order = np.lexsort((arr[:, 2], arr[:, 1], arr[:, 0]))  # by GPU, time, releases first
             arr = arr[order]
-            same = arr[1:, 0] == arr[:-1, 0]
-            overlap = same & (arr[1:, 1] < arr[:-1, 2] - tol)
-            if overlap.any():
-                k = int(np.argmax(overlap))
-                raise InvariantError(f"GPU {int(arr[k, 0])} held twice at t={arr[k + 1, 1]:g}")
+            held = np.cumsum(arr[:, 2])  # each GPU's deltas sum to 0: the running sum restarts per GPU
+            over = held > 1.0 + 1e-9
+            if over.any():
+                k = int(np.argmax(over))
+                raise InvariantError(f"GPU {int(arr[k, 0])} held {held[k]:.6g} times over at t={arr[k, 1]:g}")
+        _check_isolation(result, iv, tol)
         if (iv["end_s"] < iv["start_s"]).any():
             raise InvariantError("an interval ends before it starts")
     if (tl["allocated_gpus"] > cap).any() or (tl["allocated_gpus"] < 0).any():
@@ -207,3 +212,28 @@ def _check_requests(result, replicas, tol: float) -> None:
         u = s[f"replica_utilization[{name}]"]
         if u == u and not (0.0 <= u <= 1.0 + tol):
             raise InvariantError(f"service {name}: replica utilization {u} outside [0, 1]")
+
+
+def _check_isolation(result, iv, tol: float) -> None:
+    """No node hosts an isolated tenant's job and another tenant's job at the same instant."""
+    tenants = getattr(getattr(result.scenario, "workload", None), "tenants", {}) or {}
+    isolated = {t for t, spec in tenants.items() if spec.isolated}
+    if not isolated:
+        return
+    tenant_of = dict(zip(result.jobs["job_id"].tolist(), result.jobs["tenant"].astype(str).tolist()))
+    per_node: dict[int, list] = {}
+    for jid, start, end, nodes in zip(iv["job_id"].tolist(), iv["start_s"].tolist(), iv["end_s"].tolist(),
+                                      iv["nodes"].astype(str).tolist()):
+        for part in nodes.split(","):
+            if part:
+                per_node.setdefault(int(part.split(":")[0]), []).append((start, end, tenant_of[jid]))
+    for node, spans in per_node.items():
+        events = sorted([(s, 1, t) for s, e, t in spans] + [(e - tol, -1, t) for s, e, t in spans],
+                        key=lambda x: (x[0], x[1]))
+        count: dict[str, int] = {}
+        for t_, d, ten in events:
+            count[ten] = count.get(ten, 0) + d
+            present = [x for x, c in count.items() if c > 0]
+            if len(present) > 1 and any(x in isolated for x in present):
+                raise InvariantError(f"node {node} hosts tenants {sorted(present)} at t={t_:g}, "
+                                     "one of them isolated")

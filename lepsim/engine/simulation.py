@@ -34,7 +34,7 @@ from lepsim.engine.topology import build_topology
 from lepsim.engine.view import CHECKPOINTING, DONE, PENDING, RESTORING, RUNNING, ClusterView, JobView, NodeView
 from lepsim.errors import PolicyError
 from lepsim.policies.actions import Migrate, Preempt, ScaleService, Start, Wakeup
-from lepsim.policies.placement import covers
+from lepsim.policies.placement import SHARE_EPS, covers, node_fragmentation
 from lepsim.engine.services import REPLICA
 from lepsim.scenario.resolve import NodeInfo
 from lepsim.workload.jobs import JobRequest
@@ -44,14 +44,23 @@ MAX_DECISIONS_PER_INSTANT = 10_000  # more policy invocations at one simulated i
 
 
 class _Node:
-    __slots__ = ("info", "gpu_ids", "free", "free_cpus", "free_mem")
+    __slots__ = ("info", "gpu_ids", "free", "free_cpus", "free_mem", "labels", "tenants", "iso", "used", "frag")
 
     def __init__(self, info: NodeInfo, first_gpu: int):
         self.info = info
         self.gpu_ids = tuple(range(first_gpu, first_gpu + info.gpus))
-        self.free = list(self.gpu_ids)
+        self.free = list(self.gpu_ids)      # wholly free GPUs, ascending
         self.free_cpus = float(info.cpus)
         self.free_mem = float(info.memory_bytes)
+        self.labels = dict(info.labels)
+        self.tenants: dict[str, int] = {}   # tenant -> jobs holding resources here
+        self.iso: dict[str, int] = {}       # isolated tenant -> jobs holding resources here
+        self.used: dict[int, float] = {}    # GPU shared by fractional jobs -> share in use (0 < u <= 1)
+        self.frag = 0.0                     # fragmented GPUs (node_fragmentation against the workload mix)
+
+    def shares(self) -> list[float]:
+        """Free share of each GPU with any free share."""
+        return [1.0] * len(self.free) + [1.0 - u for u in self.used.values() if u < 1.0 - SHARE_EPS]
 
 
 class _Job:
@@ -106,7 +115,7 @@ class RawRecords:
 
     jobs: list            # the _Job objects, final state
     intervals: list       # (job_id, phase, start, end, gpus, gpu_type, nodes "i,j", gpu_ids "a b c")
-    timeline: list        # (time, allocated_gpus, running_jobs, pending_jobs, *allocated per type)
+    timeline: list        # (time, allocated_gpus, running_jobs, pending_jobs, fragmented_gpus, *allocated per type)
     events: list          # (time, kind, job_id, detail)
     end_time: float
     gpu_types: tuple
@@ -169,9 +178,20 @@ class Simulation:
             topology, _ = build_topology(scenario.cluster.network, nodes, default_catalog())
         self.network = Network(self.env, topology, at=self._at, done_priority=P_PHASE, settle_priority=P_SETTLE)
         self._comm_cache: dict = {}
+        # racks for topology-aware placement: the network's racks, else the node label
+        # ``rack``, else the node's pool
+        self._racks = [
+            f"net:{topology.rack_of(n.info.index)}" if topology.rack_of(n.info.index) is not None
+            else ("label:" + n.labels["rack"] if "rack" in n.labels else "pool:" + n.info.pool)
+            for n in self._nodes
+        ]
 
         # --- jobs
         self._jobs = [_Job(r) for r in jobs]
+        self._mix = _workload_mix(jobs)
+        self._frag_total = 0.0
+        for n in self._nodes:
+            self._refrag(n)
         for j in self._jobs:
             j.view = JobView(j, self)
             j.work_total = self.cost.work(j.req)
@@ -269,6 +289,35 @@ class Simulation:
         self._mark_timeline()
         self._request_pass()
 
+    def _check_node(self, jid: int, req: JobRequest, ni: int, what: str) -> None:
+        """The job's node labels and tenant isolation allow node ``ni``."""
+        n = self._nodes[ni]
+        for k, v in req.node_selector:
+            if n.labels.get(k) != v:
+                raise PolicyError(f"{self.policy.name}: job {jid} requires node label {k}={v}; {what} on node "
+                                  f"{n.info.name} (labels: {', '.join(f'{a}={b}' for a, b in sorted(n.labels.items())) or 'none'})")
+        if n.tenants:
+            others = [t for t in n.tenants if t != req.tenant]
+            if others and (req.isolated or any(t != req.tenant for t in n.iso)):
+                who = f"isolated tenant {req.tenant!r}" if req.isolated else f"tenant {req.tenant!r}"
+                raise PolicyError(f"{self.policy.name}: job {jid} of {who} on node {n.info.name}, which runs jobs of "
+                                  f"{', '.join(repr(t) for t in sorted(others))} (tenant isolation)")
+
+    def _tenant_on(self, n: _Node, req: JobRequest, d: int) -> None:
+        for m in ((n.tenants, n.iso) if req.isolated else (n.tenants,)):
+            c = m.get(req.tenant, 0) + d
+            if c > 0:
+                m[req.tenant] = c
+            else:
+                m.pop(req.tenant, None)
+
+    def _refrag(self, n: _Node) -> None:
+        if self._mix:
+            shares = n.shares() if n.used else (1.0,) * len(n.free)
+            f = node_fragmentation(shares, len(n.free), n.info.gpu_type, n.info.gpus, self._mix)
+            self._frag_total += f - n.frag
+            n.frag = f
+
     def _claim(self, jid: int, gpus: tuple[int, ...], node: int | None, what: str):
         """Check that job ``jid`` may take these GPUs (or, asking none, this node) now, and
         take them; returns (sorted GPU ids, ((node, GPUs there), ...), GPU type)."""
@@ -280,19 +329,29 @@ class Simulation:
             n = self._nodes[node]
             if not (covers(n.free_cpus, req.cpus) and covers(n.free_mem, req.memory_bytes)):
                 raise PolicyError(f"{name}: job {jid} does not fit on node {n.info.name}")
+            self._check_node(jid, req, node, what)
             n.free_cpus -= req.cpus
             n.free_mem -= req.memory_bytes
+            self._tenant_on(n, req, 1)
             return (), ((node, 0),), None
         if len(gpus) != req.gpus or len(set(gpus)) != len(gpus):
             raise PolicyError(f"{name}: job {jid} asks {req.gpus} GPUs (gang), {what} gave {len(set(gpus))} distinct")
+        frac = req.gpu_fraction
         per_node: dict[int, int] = {}
         gtype = None
         for g in gpus:
             if not (0 <= g < len(self._owner)):
                 raise PolicyError(f"{name}: job {jid}: no GPU with id {g}")
-            if self._owner[g] != -1:
+            if self._owner[g] >= 0:
                 raise PolicyError(f"{name}: job {jid}: GPU {g} is held by job {self._owner[g]} (over-allocation refused)")
             ni = self._gpu_node[g]
+            if self._owner[g] == -2:
+                left = 1.0 - self._nodes[ni].used[g]
+                if frac == 1.0:
+                    raise PolicyError(f"{name}: job {jid}: GPU {g} is shared by fractional jobs (over-allocation refused)")
+                if not covers(left, frac):
+                    raise PolicyError(f"{name}: job {jid} needs {frac:g} of GPU {g}, which has {left:.6g} free "
+                                      "(over-allocation refused)")
             per_node[ni] = per_node.get(ni, 0) + 1
             t = self._node_type[ni]
             if gtype is None:
@@ -306,18 +365,32 @@ class Simulation:
             n = self._nodes[ni]
             if not (covers(n.free_cpus, cpg * k) and covers(n.free_mem, mpg * k)):
                 raise PolicyError(f"{name}: job {jid}: node {n.info.name} lacks CPU or memory for {k} GPUs' share")
+            self._check_node(jid, req, ni, what)
         for ni, k in per_node.items():
             n = self._nodes[ni]
             n.free_cpus -= cpg * k
             n.free_mem -= mpg * k
-            taken = set(g for g in gpus if self._gpu_node[g] == ni)
-            n.free = [g for g in n.free if g not in taken]
-        for g in gpus:
-            self._owner[g] = jid
-        self._free_by_type[gtype] -= len(gpus)
-        self._free_total -= len(gpus)
-        self._alloc_by_type[gtype] += len(gpus)
-        self._allocated += len(gpus)
+            self._tenant_on(n, req, 1)
+            if frac < 1.0:
+                (g,) = gpus
+                if self._owner[g] == -1:
+                    n.free.remove(g)
+                    self._owner[g] = -2
+                    self._free_by_type[gtype] -= 1
+                    self._free_total -= 1
+                n.used[g] = n.used.get(g, 0.0) + frac
+            else:
+                taken = set(g for g in gpus if self._gpu_node[g] == ni)
+                n.free = [g for g in n.free if g not in taken]
+            self._refrag(n)
+        if frac == 1.0:
+            for g in gpus:
+                self._owner[g] = jid
+            self._free_by_type[gtype] -= len(gpus)
+            self._free_total -= len(gpus)
+        held = len(gpus) if frac == 1.0 else frac
+        self._alloc_by_type[gtype] += held
+        self._allocated += held
         return tuple(sorted(gpus)), tuple(sorted(per_node.items())), gtype
 
     def _unclaim(self, req: JobRequest, gpus: tuple[int, ...], shares, gtype) -> None:
@@ -326,20 +399,37 @@ class Simulation:
             node = self._nodes[shares[0][0]]
             node.free_cpus += req.cpus
             node.free_mem += req.memory_bytes
+            self._tenant_on(node, req, -1)
             return
         cpg, mpg = req.cpus / req.gpus, req.memory_bytes / req.gpus
+        frac = req.gpu_fraction
         for ni, k in shares:
             node = self._nodes[ni]
             node.free_cpus += cpg * k
             node.free_mem += mpg * k
-            node.free = sorted(node.free + [g for g in gpus if self._gpu_node[g] == ni])
-        for g in gpus:
-            self._owner[g] = -1
-        n = len(gpus)
-        self._free_by_type[gtype] += n
-        self._free_total += n
-        self._alloc_by_type[gtype] -= n
-        self._allocated -= n
+            self._tenant_on(node, req, -1)
+            if frac < 1.0:
+                (g,) = gpus
+                u = node.used[g] - frac
+                if u <= SHARE_EPS:
+                    del node.used[g]
+                    bisect.insort(node.free, g)
+                    self._owner[g] = -1
+                    self._free_by_type[gtype] += 1
+                    self._free_total += 1
+                else:
+                    node.used[g] = u
+            else:
+                node.free = sorted(node.free + [g for g in gpus if self._gpu_node[g] == ni])
+            self._refrag(node)
+        if frac == 1.0:
+            for g in gpus:
+                self._owner[g] = -1
+            self._free_by_type[gtype] += len(gpus)
+            self._free_total += len(gpus)
+        held = len(gpus) if frac == 1.0 else frac
+        self._alloc_by_type[gtype] -= held
+        self._allocated -= held
 
     def _apply_start(self, a: Start) -> None:
         now = self.env.now
@@ -567,8 +657,9 @@ class Simulation:
         """Record the time a migrating job held its new GPUs while it checkpointed on the old."""
         gpus, shares, gtype = j.moving
         if t1 > j.moving_since:
-            j.gpu_seconds += len(gpus) * (t1 - j.moving_since)
-            self._intervals.append((j.req.job_id, "reserve", j.moving_since, t1, len(gpus), gtype,
+            n = len(gpus) if j.req.gpu_fraction == 1.0 else len(gpus) * j.req.gpu_fraction
+            j.gpu_seconds += n * (t1 - j.moving_since)
+            self._intervals.append((j.req.job_id, "reserve", j.moving_since, t1, n, gtype,
                                     ",".join(f"{ni}:{k}" for ni, k in shares), " ".join(map(str, gpus))))
 
     def _checkpointed(self, jid: int, version: int) -> None:
@@ -600,14 +691,14 @@ class Simulation:
     def _close_phase(self, j: _Job, phase: str, end: float | None = None) -> None:
         t1 = self.env.now if end is None else end
         if t1 > j.phase_since:
-            n = len(j.gpus)
+            n = len(j.gpus) if j.req.gpu_fraction == 1.0 else len(j.gpus) * j.req.gpu_fraction
             j.gpu_seconds += n * (t1 - j.phase_since)
             self._intervals.append(
                 (j.req.job_id, phase, j.phase_since, t1, n, j.alloc_type, _nodes_str(j), " ".join(map(str, j.gpus)))
             )
 
     def _mark_timeline(self) -> None:
-        row = (self.env.now, self._allocated, len(self._active), len(self._pending),
+        row = (self.env.now, self._allocated, len(self._active), len(self._pending), self._frag_total,
                *(self._alloc_by_type[t] for t in self._type_order))
         tl = self._timeline
         if tl and tl[-1][0] == row[0]:
@@ -812,6 +903,18 @@ class Simulation:
             links=self.network.utilization_records(),
             services=self.services,
         )
+
+
+def _workload_mix(jobs) -> tuple:
+    """The workload's job shapes with their frequencies: ((p, GPUs, fraction, GPU type), ...),
+    over the jobs that ask for GPUs, sorted; the target workload of the fragmentation measure."""
+    counts: dict[tuple, int] = {}
+    for r in jobs:
+        if r.gpus > 0:
+            key = (r.gpus, r.gpu_fraction, r.gpu_type)
+            counts[key] = counts.get(key, 0) + 1
+    total = sum(counts.values())
+    return tuple((c / total, *k) for k, c in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")))
 
 
 def _packed(gpus: int, gpn: int) -> tuple[int, ...]:

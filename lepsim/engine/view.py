@@ -24,7 +24,8 @@ class JobView:
     """
 
     __slots__ = ("_j", "_sim", "job_id", "name", "tenant", "model", "gpus", "cpus", "memory_bytes", "gpu_type",
-                 "submit_time", "request", "priority", "kind")
+                 "submit_time", "request", "priority", "kind",
+                 "node_selector", "isolated", "gpu_fraction")
 
     def __init__(self, job: "_Job", sim: "Simulation"):
         self._j = job
@@ -42,6 +43,9 @@ class JobView:
         self.submit_time = r.submit_time
         self.priority = r.priority  # higher = more important; service replicas carry their service's
         self.kind = r.kind          # "training" or "inference-replica"
+        self.node_selector = r.node_selector  # ((label, value), ...) a node must have
+        self.isolated = r.isolated  # its tenant never shares a node with another tenant
+        self.gpu_fraction = r.gpu_fraction  # share of one GPU (< 1: shares a GPU with others)
 
     # --- the state
     state = property(lambda self: self._j.state)
@@ -98,7 +102,14 @@ class NodeView:
     gpu_type = property(lambda self: self._n.info.gpu_type)
     gpu_ids = property(lambda self: self._n.gpu_ids)
     labels = property(lambda self: dict(self._n.info.labels))
-    free_gpus = property(lambda self: tuple(self._n.free))
+    free_gpus = property(lambda self: tuple(self._n.free), doc="wholly free GPU ids")
+    free_shares = property(
+        lambda self: {g: (1.0 - self._n.used[g] if g in self._n.used else (1.0 if g in self._n.free else 0.0))
+                      for g in self._n.gpu_ids},
+        doc="free share (0..1) of each of its GPUs")
+    tenants = property(lambda self: dict(self._n.tenants), doc="tenant -> jobs holding resources here")
+    isolated_tenants = property(lambda self: tuple(sorted(self._n.iso)), doc="isolated tenants with jobs here")
+    fragmented_gpus = property(lambda self: self._n.frag, doc="GPU capacity a job of the workload mix could not use")
     free_cpus = property(lambda self: self._n.free_cpus)
     free_memory = property(lambda self: self._n.free_mem)
     info = property(lambda self: self._n.info)
@@ -135,6 +146,28 @@ class ClusterView:
 
     def node_of(self, gpu_id: int) -> int:
         return self._sim._gpu_node[gpu_id]
+
+    def free_share(self, gpu_id: int) -> float:
+        """Free share (0..1) of one GPU: 1 when free, 0 when held by a whole-GPU job."""
+        s = self._sim
+        n = s._nodes[s._gpu_node[gpu_id]]
+        if gpu_id in n.used:
+            return 1.0 - n.used[gpu_id]
+        return 1.0 if s._owner[gpu_id] == -1 else 0.0
+
+    def rack_of(self, node: int) -> str:
+        """The rack of a node, as topology-aware placement groups nodes: ``net:<r>`` from a
+        leaf-spine ``cluster.network``, else ``label:<v>`` from its label ``rack``, else
+        ``pool:<pool>``."""
+        return self._sim._racks[node]
+
+    def fragmented_gpus(self) -> float:
+        """The cluster's GPU fragmentation now (docs/metrics.md), in GPUs."""
+        return max(self._sim._frag_total, 0.0)
+
+    def workload_mix(self) -> tuple:
+        """The job shapes of the workload with their frequencies: ((p, GPUs, fraction, GPU type), ...)."""
+        return self._sim._mix
 
     def job(self, job_id: int) -> JobView:
         return self._sim._jobs[job_id].view
@@ -225,6 +258,12 @@ class ClusterView:
             s._node_type,
             s._nodes_by_type,
             s._gpn,
+            labels=[n.labels for n in s._nodes],  # read only by the map
+            racks=s._racks,
+            tenants=[n.tenants for n in s._nodes],  # the map copies a node's dicts before it writes
+            iso=[n.iso for n in s._nodes],
+            used=[n.used for n in s._nodes],
+            mix=s._mix,
         )
 
 

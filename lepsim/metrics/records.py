@@ -63,7 +63,7 @@ def intervals_frame(raw) -> pd.DataFrame:
 
 
 def timeline_frame(raw) -> pd.DataFrame:
-    cols = ["time_s", "allocated_gpus", "running_jobs", "pending_jobs"] + [f"allocated_gpus[{t}]" for t in raw.gpu_types]
+    cols = ["time_s", "allocated_gpus", "running_jobs", "pending_jobs", "fragmented_gpus"] + [f"allocated_gpus[{t}]" for t in raw.gpu_types]
     df = pd.DataFrame.from_records(raw.timeline, columns=cols)
     cap = sum(raw.capacity.values())
     df["utilization"] = df["allocated_gpus"] / cap if cap else np.nan

@@ -67,6 +67,10 @@ def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFram
         out[f"utilization[{t}]"] = (
             step_integral(times, timeline[col].to_numpy(dtype=float), lo, hi) / (c * span) if c and span > 0 else math.nan
         )
+    frag = step_integral(times, timeline["fragmented_gpus"].to_numpy(dtype=float), lo, hi)
+    out["fragmented_gpus_mean"] = frag / span if span > 0 else math.nan
+    idle = cap_total * span - step_integral(times, timeline["allocated_gpus"].to_numpy(dtype=float), lo, hi)
+    out["fragmentation_rate"] = frag / idle if idle > 1e-9 * max(cap_total * span, 1.0) else math.nan
     out["queue_length_mean"] = step_integral(times, timeline["pending_jobs"].to_numpy(dtype=float), lo, hi) / span if span > 0 else math.nan
     out["running_jobs_mean"] = step_integral(times, timeline["running_jobs"].to_numpy(dtype=float), lo, hi) / span if span > 0 else math.nan
     # per tenant: share of the cluster's GPU-seconds in the window held by the tenant's jobs

@@ -18,8 +18,8 @@ Strategies (:data:`STRATEGIES`), for :meth:`FreeMap.place`:
 ``best_fit``   the node left with the fewest free GPUs; spread in node order.
 ``pack``       like ``best_fit``, and spread fills the fullest nodes first.
 ``spread``     the node left with the most free GPUs; spread fills the emptiest nodes first.
-``topology``   fewest nodes, then fewest racks (the node label ``rack``; a node without it
-               is a rack of its own pool).
+``topology``   fewest nodes, then fewest racks (the racks of a leaf-spine
+               ``cluster.network``; else the node label ``rack``; else the node's pool).
 ``frag``       fragmentation-aware: the choice that least increases the cluster's GPU
                fragmentation against the workload's mix of job shapes (Weng et al., ATC'23).
 
@@ -65,6 +65,9 @@ def node_fragmentation(free_shares: Sequence[float], whole_free: int, gpu_type: 
     if not free_shares:
         return 0.0
     total = sum(free_shares)
+    if total == whole_free:  # no partly used GPU (the common case without fractional jobs)
+        return whole_free * sum(p for p, k, frac, req_type in mix
+                                if (req_type is not None and req_type != gpu_type) or (frac == 1.0 and whole_free < k <= gpn))
     partial = total - whole_free
     out = 0.0
     for p, k, frac, req_type in mix:
@@ -81,9 +84,9 @@ def node_fragmentation(free_shares: Sequence[float], whole_free: int, gpu_type: 
 
 class FreeMap:
     __slots__ = ("free", "cpus", "mem", "node_type", "nodes_by_type", "gpn", "free_total", "labels", "rack",
-                 "tenants", "iso", "used", "mix", "pool")
+                 "tenants", "iso", "used", "mix", "_own", "_any_iso")
 
-    def __init__(self, free, cpus, mem, node_type, nodes_by_type, gpn, *, labels=None, pool=None, tenants=None,
+    def __init__(self, free, cpus, mem, node_type, nodes_by_type, gpn, *, labels=None, racks=None, tenants=None,
                  iso=None, used=None, mix: Mix = ()):
         self.free: list[list[int]] = free            # per node: wholly free global GPU ids, ascending
         self.cpus: list[float] = cpus                # per node: free CPU cores
@@ -94,12 +97,21 @@ class FreeMap:
         self.free_total: dict = {t: sum(len(free[i]) for i in ns) for t, ns in nodes_by_type.items()}
         n = len(free)
         self.labels: list[dict] = labels if labels is not None else [{} for _ in range(n)]  # per node
-        self.pool: list[str] = pool if pool is not None else [""] * n
-        self.rack: list[str] = [lb.get("rack", "pool:" + p) for lb, p in zip(self.labels, self.pool)]
+        self.rack: list[str] = racks if racks is not None else [lb.get("rack", "") for lb in self.labels]  # per node
         self.tenants: list[dict] = tenants if tenants is not None else [{} for _ in range(n)]  # tenant -> jobs
         self.iso: list[dict] = iso if iso is not None else [{} for _ in range(n)]  # isolated tenant -> jobs
         self.used: list[dict] = used if used is not None else [{} for _ in range(n)]  # partly used GPU -> share
         self.mix: Mix = mix
+        # the per-node dicts may be the engine's own: copied on first write (``_mine``)
+        self._own: set[int] = set()
+        self._any_iso = any(self.iso)
+
+    def _mine(self, node: int) -> None:
+        if node not in self._own:
+            self._own.add(node)
+            self.tenants[node] = dict(self.tenants[node])
+            self.iso[node] = dict(self.iso[node])
+            self.used[node] = dict(self.used[node])
 
     # ------------------------------------------------------------------ queries
     def free_gpus(self, gpu_type: str | None = None) -> int:
@@ -130,7 +142,7 @@ class FreeMap:
         return True
 
     def _constrained(self, job) -> bool:
-        return bool(getattr(job, "node_selector", ())) or getattr(job, "isolated", False) or any(self.iso)
+        return bool(getattr(job, "node_selector", ())) or getattr(job, "isolated", False) or self._any_iso
 
     def _fits(self, node: int, k: int, cpg: float, mpg: float) -> bool:
         return len(self.free[node]) >= k and covers(self.cpus[node], cpg * k) and covers(self.mem[node], mpg * k)
@@ -361,6 +373,7 @@ class FreeMap:
         return (g,)
 
     def _take_share(self, t, i: int, g: int, f: float) -> None:
+        self._mine(i)
         u = self.used[i]
         if g in u:
             u[g] += f
@@ -370,6 +383,7 @@ class FreeMap:
             u[g] = f
 
     def _frag_delta_share(self, node: int, g: int, f: float) -> float:
+        self._mine(node)
         before = self.fragmentation(node)
         saved_free, saved_used = self.free[node], dict(self.used[node])
         if g in self.used[node]:
@@ -384,6 +398,9 @@ class FreeMap:
     # ------------------------------------------------------------------ bookkeeping
     def _add_tenant(self, node: int, job, d: int) -> None:
         t = job.tenant
+        self._mine(node)
+        if getattr(job, "isolated", False):
+            self._any_iso = True
         for m in ((self.tenants[node], self.iso[node]) if getattr(job, "isolated", False) else (self.tenants[node],)):
             c = m.get(t, 0) + d
             if c > 0:
@@ -418,6 +435,7 @@ class FreeMap:
         if f < 1.0:
             (g,) = job.allocated_gpus
             i = node_of(g)
+            self._mine(i)
             u = self.used[i]
             u[g] = u.get(g, 0.0) - f
             if u[g] <= SHARE_EPS:

@@ -101,8 +101,13 @@ def capacity_by_type(nodes: list[NodeInfo]) -> dict[str | None, int]:
     return cap
 
 
-def fit_problem(gpus: int, cpus: float, mem: float, gpu_type: str | None, nodes: list[NodeInfo]) -> str | None:
+def fit_problem(gpus: int, cpus: float, mem: float, gpu_type: str | None, nodes: list[NodeInfo],
+                node_selector: tuple = ()) -> str | None:
     """Why a job of this shape could never be placed on an empty cluster (None: it can)."""
+    if node_selector:
+        nodes = [n for n in nodes if set(node_selector) <= set(n.labels)]
+        if not nodes:
+            return "requires node labels " + ", ".join(f"{k}={v}" for k, v in node_selector) + ", which no node has"
     if gpus == 0:
         if any(covers(n.cpus, cpus) and covers(n.memory_bytes, mem) for n in nodes):
             return None
@@ -166,7 +171,9 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
         mem = j.memory if j.memory is not None else j.gpus * mpg_default
         raw.append((j.submit, 0, i, dict(name=j.name or f"job-{i}", gpus=j.gpus, cpus=cpus, memory_bytes=mem,
                                          tenant=j.tenant, model=j.model, gpu_type=gt, duration=j.duration,
-                                         iterations=j.iterations, batch_size=j.batch_size, source=path)))
+                                         iterations=j.iterations, batch_size=j.batch_size, source=path,
+                                         node_selector=tuple(sorted(j.node_selector.items())),
+                                         gpu_fraction=j.gpu_fraction if j.gpus == 1 else 1.0)))
 
     for i, g in enumerate(wl.generators):
         path = f"workload.generators[{i}]"
@@ -188,11 +195,17 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
             what = "duration" if g.duration is not None else "iterations"
             problems.append((f"{path}.{what}", f"can generate {what} <= 0, expected values > 0"))
             continue
+        if g.gpu_fraction < 1 and not (support_min(g.gpus) == 1 and gmax == 1):
+            problems.append((path + ".gpu_fraction", f"found {g.gpu_fraction:g} with GPU counts other than 1, "
+                             "expected gpus: 1 (a share of one GPU)"))
+            continue
         cpg = g.cpus_per_gpu if g.cpus_per_gpu is not None else cpg_default
         mpg = g.memory_per_gpu if g.memory_per_gpu is not None else mpg_default
-        why = fit_problem(int(round(gmax)), round(gmax) * cpg, round(gmax) * mpg, gt, nodes)
+        selector = tuple(sorted(g.node_selector.items()))
+        why = fit_problem(int(round(gmax)), round(gmax) * cpg, round(gmax) * mpg, gt, nodes, selector)
         if why:
-            problems.append((path + ".gpus", f"can generate a job that {why}"))
+            problems.append((path + (".node_selector" if why.startswith("requires node labels") else ".gpus"),
+                             f"can generate a job that {why}"))
             continue
         cols = generate(g, i, streams, sim.horizon, wl.defaults)
         name = g.name or f"gen{i}"
@@ -202,7 +215,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                 memory_bytes=float(cols["memory"][k]), tenant=cols["tenant"][k], model=cols["model"][k], gpu_type=gt,
                 duration=None if cols["duration"] is None else float(cols["duration"][k]),
                 iterations=None if cols["iterations"] is None else float(cols["iterations"][k]),
-                batch_size=g.batch_size, source=path)))
+                batch_size=g.batch_size, source=path, node_selector=selector, gpu_fraction=g.gpu_fraction)))
 
     rank0 = 1 + len(wl.generators)
     fits: dict[tuple, str | None] = {}
@@ -233,27 +246,31 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                     continue
             cpus = r["cpus"] if r["cpus"] is not None else r["gpus"] * cpg
             mem = r["memory"] if r["memory"] is not None else r["gpus"] * mpg
-            shape = (r["gpus"], cpus, mem, gt)
+            shape = (r["gpus"], cpus, mem, gt, r["node_selector"])
             why = fits.get(shape, False)
             if why is False:  # many trace rows share a shape: check each shape once
-                why = fits[shape] = fit_problem(r["gpus"], cpus, mem, gt, nodes)
+                why = fits[shape] = fit_problem(r["gpus"], cpus, mem, gt, nodes, r["node_selector"])
             if why:
                 problems.append(Problem(src.path, r["line"], "gpus", f"job {why}"))
                 continue
             raw.append((r["submit"], rank0 + i, k, dict(
                 name=r["name"] or f"trace{i}-{k}", gpus=r["gpus"], cpus=cpus, memory_bytes=mem, tenant=r["tenant"],
                 model=r["model"], gpu_type=gt, duration=r["duration"], iterations=r["iterations"],
-                batch_size=r["batch_size"], source=f"{src.path}:{r['line']}")))
+                batch_size=r["batch_size"], source=f"{src.path}:{r['line']}", node_selector=r["node_selector"],
+                gpu_fraction=r["gpu_fraction"])))
 
     # inline jobs: check they fit
     for i, j in enumerate(wl.jobs):
         f = raw[i][3]
         if f["gpu_type"] is None and j.gpu_type is not None:
             continue
-        why = fit_problem(f["gpus"], f["cpus"], f["memory_bytes"], f["gpu_type"], nodes)
+        why = fit_problem(f["gpus"], f["cpus"], f["memory_bytes"], f["gpu_type"], nodes, f["node_selector"])
         if why:
-            problems.append((f"workload.jobs[{i}].gpus", f"job {why}"))
+            problems.append((f"workload.jobs[{i}].node_selector" if why.startswith("requires node labels")
+                             else f"workload.jobs[{i}].gpus", f"job {why}"))
 
     raw.sort(key=lambda r: (r[0], r[1], r[2]))
-    jobs = [JobRequest(job_id=n, submit_time=r[0], **r[3]) for n, r in enumerate(raw)]
+    isolated = {name for name, t in wl.tenants.items() if t.isolated}
+    jobs = [JobRequest(job_id=n, submit_time=r[0], isolated=r[3]["tenant"] in isolated, **r[3])
+            for n, r in enumerate(raw)]
     return jobs, problems, warnings

@@ -294,6 +294,12 @@ class JobFields(Spec):
     model: str | None = Field(None, description="model name (needed for iteration-based jobs)")
     gpu_type: str | None = Field(None, description="required GPU type; null = any type")
     batch_size: Annotated[int, Field(ge=1)] | None = Field(None, description="per-GPU batch size")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="node labels the job requires (every key=value among a node's labels)"
+    )
+    gpu_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="share of one GPU (compute and memory) a 1-GPU job uses; < 1 lets jobs share a GPU"
+    )
 
 
 class InlineJob(JobFields):
@@ -311,6 +317,9 @@ class InlineJob(JobFields):
             raise ValueError("expected exactly one of duration or iterations")
         if self.iterations is not None and self.model is None:
             raise ValueError("found iterations without a model, expected a model whose cost profile gives the runtime")
+        if self.gpu_fraction < 1 and self.gpus != 1:
+            raise ValueError(f"found gpu_fraction {self.gpu_fraction:g} with gpus {self.gpus}, expected gpus: 1 "
+                             "(a share of one GPU)")
         return self
 
 
@@ -584,12 +593,19 @@ class WorkloadDefaults(Spec):
     memory_per_gpu: Annotated[Bytes, Field(ge=0)] = 0.0
 
 
+class TenantSpec(Spec):
+    """Per-tenant settings (tenants not listed have the defaults)."""
+
+    isolated: bool = Field(False, description="the tenant's jobs never share a node with another tenant's jobs")
+
+
 class WorkloadSpec(Spec):
     defaults: WorkloadDefaults = WorkloadDefaults()
     jobs: tuple[InlineJob, ...] = ()
     generators: tuple[Generator, ...] = ()
     traces: tuple[TraceSource, ...] = ()
     services: tuple[ServiceSpec, ...] = ()
+    tenants: dict[str, TenantSpec] = Field(default_factory=dict, description="per-tenant settings, by tenant name")
 
     @model_validator(mode="after")
     def _something(self):

@@ -27,3 +27,6 @@ class JobRequest:
     source: str                   # where it came from: "workload.jobs[3]", "workload.generators[0]", "trace.csv:12"
     priority: int = 0             # higher = more important (policies that honour priorities read it)
     kind: str = "training"        # "training" or "inference-replica" (a service replica: never completes)
+    node_selector: tuple[tuple[str, str], ...] = ()   # node labels required (key, value), sorted
+    isolated: bool = False        # its tenant never shares a node with another tenant
+    gpu_fraction: float = 1.0     # share of one GPU when < 1 (then gpus == 1)

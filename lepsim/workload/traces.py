@@ -9,7 +9,9 @@ Columns (header names, case-insensitive; aliases in brackets):
 * ``iterations`` [num_iterations, total_steps].
 * optional: ``name`` [job_id, job], ``tenant`` [user, vc, cluster], ``model`` [model_name,
   application, job_type], ``gpu_type``, ``cpus``, ``memory`` (bytes or "16GiB"),
-  ``batch_size``.
+  ``batch_size``, ``gpu_fraction`` [gpu_milli, in thousandths of a GPU as in the Alibaba
+  openb trace] — the share of one GPU a 1-GPU job uses, ``node_selector`` — required node
+  labels as ``key=value`` pairs separated by ``;``.
 
 Every bad row is reported as ``FILE:LINE: column: what was found, what was expected``.
 """
@@ -34,6 +36,8 @@ _ALIASES = {
     "cpus": ("cpus", "num_cpus"),
     "memory": ("memory", "mem"),
     "batch_size": ("batch_size",),
+    "gpu_fraction": ("gpu_fraction", "gpu_milli"),
+    "node_selector": ("node_selector",),
 }
 _UNIT = {"s": 1.0, "min": 60.0, "h": 3600.0}
 
@@ -67,6 +71,7 @@ def read_trace(path: Path, src, display: str) -> tuple[list[dict], list[Problem]
         if missing:
             return [], [Problem(display, 1, "", f"header lacks {', '.join(missing)}; found columns {', '.join(header)}")]
         unit = _UNIT[src.time_unit]
+        milli = "gpu_fraction" in index and header[index["gpu_fraction"]].strip().lower() == "gpu_milli"
 
         def time_value(text: str) -> float:
             try:
@@ -137,6 +142,30 @@ def read_trace(path: Path, src, display: str) -> tuple[list[dict], list[Problem]
                             raise ValueError
                     except (ValueError, UnitError):
                         bad(key, text, expected)
+            rec["gpu_fraction"] = 1.0
+            text = cell("gpu_fraction")
+            if text:
+                col = "gpu_milli" if milli else "gpu_fraction"
+                try:
+                    f = float(text) / (1000.0 if milli else 1.0)
+                    if not 0 <= f <= 1:
+                        raise ValueError
+                    if rec.get("gpus") == 1 and f == 0:
+                        raise ValueError
+                    if 0 < f < 1 and rec.get("gpus", 1) != 1:
+                        bad(col, text, f"a whole GPU for a job of {rec.get('gpus')} GPUs (shares only for 1-GPU jobs)")
+                    elif rec.get("gpus", 0) > 0:
+                        rec["gpu_fraction"] = f
+                except ValueError:
+                    bad(col, text, "a number in (0, 1000]" if milli else "a number in (0, 1]")
+            rec["node_selector"] = ()
+            text = cell("node_selector")
+            if text:
+                pairs = [p.strip() for p in text.split(";") if p.strip()]
+                if all(p.count("=") == 1 and p.split("=")[0].strip() for p in pairs):
+                    rec["node_selector"] = tuple(sorted((k.strip(), v.strip()) for k, v in (p.split("=") for p in pairs)))
+                else:
+                    bad("node_selector", text, "key=value pairs separated by ';'")
             if row_problems:
                 problems.extend(row_problems)
             else:

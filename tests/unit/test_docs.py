@@ -90,6 +90,8 @@ def _models(tp) -> list[type[BaseModel]]:
         return _models(typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType, tuple, list):
         return [m for a in typing.get_args(tp) if a is not Ellipsis for m in _models(a)]
+    if origin is dict:  # a mapping NAME -> model, documented as `path.<name>`
+        return _models(typing.get_args(tp)[1])
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [tp]
     return []
@@ -101,6 +103,8 @@ def models_at(path: str) -> list[type[BaseModel]]:
         return [spec.Scenario]
     cur = [spec.Scenario]
     for part in path.replace("[]", "").split("."):
+        if part.startswith("<"):  # `tenants.<name>`: the mapping's value model (already in cur)
+            continue
         nxt = []
         for m in cur:
             if part in m.model_fields:
@@ -135,7 +139,7 @@ def test_scenario_field_tables_match_the_spec_models():
     expected = {
         "Scenario", "cluster", "cluster.pools[]", "cluster.network", "cluster.network.edges[]",
         "cluster.network.storage", "workload", "workload.defaults", "workload.jobs[]",
-        "workload.generators[]", "workload.generators[].windows[]", "workload.traces[]", "scheduler",
+        "workload.generators[]", "workload.generators[].windows[]", "workload.traces[]", "workload.tenants.<name>", "scheduler",
         "scheduler.preemption", "simulation", "costs", "workload.services[]", "workload.services[].replicas",
         "workload.services[].batching", "workload.services[].queue", "workload.services[].slo",
         "workload.services[].arrivals", "workload.services[].arrivals.windows[]",
