@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from lepsim.rng import Streams
 from lepsim.workload.distributions import sample, support_max, support_min
@@ -96,31 +95,20 @@ def trace_path(spec, base_dir: Path) -> Path:
 
 
 def read_azure_trace(path: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(seconds since the first request, prompt tokens, output tokens) of an Azure LLM trace.
+    """(seconds since the first request, prompt tokens, output tokens) of an Azure LLM trace,
+    sorted by arrival; read by the trace importer (:mod:`lepsim.workload.importers.azure_llm`).
 
-    Raises ValueError naming the problem (missing column, unparsable row)."""
-    df = pd.read_csv(path, nrows=limit)
-    cols = {c.strip().lower(): c for c in df.columns}
-    need = {"timestamp": "TIMESTAMP", "contexttokens": "ContextTokens", "generatedtokens": "GeneratedTokens"}
-    missing = [v for k, v in need.items() if k not in cols]
-    if missing:
-        raise ValueError(f"found columns {list(df.columns)}, expected {', '.join(need.values())}")
-    ts = pd.to_datetime(df[cols["timestamp"]], errors="coerce", format="mixed")
-    bad = ts.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-        raise ValueError(f"line {row}: found TIMESTAMP {df[cols['timestamp']].iloc[row - 2]!r}, expected a date and time")
-    t = (ts - ts.min()).dt.total_seconds().to_numpy(dtype=float)
-    tok = []
-    for key in ("contexttokens", "generatedtokens"):
-        v = pd.to_numeric(df[cols[key]], errors="coerce")
-        badv = v.isna() | (v < 0)
-        if badv.any():
-            row = int(np.flatnonzero(badv.to_numpy())[0]) + 2
-            raise ValueError(f"line {row}: found {need[key]} {df[cols[key]].iloc[row - 2]!r}, expected a count >= 0")
-        tok.append(v.to_numpy(dtype=np.int64))
-    order = np.argsort(t, kind="stable")
-    return t[order], tok[0][order], tok[1][order]
+    Raises ValueError naming the first bad row (``FILE:LINE: column: found …, expected …``)."""
+    from lepsim.errors import ScenarioError
+    from lepsim.workload.importers.azure_llm import read_requests
+
+    try:
+        df = read_requests(path, limit=limit)
+    except ScenarioError as e:
+        more = len(e.problems) - 1
+        raise ValueError(f"{e.problems[0]}" + (f" (and {more} more bad row{'s' if more > 1 else ''})" if more else "")) from None
+    return (df["arrival_s"].to_numpy(dtype=float), df["prompt_tokens"].to_numpy(dtype=np.int64),
+            df["output_tokens"].to_numpy(dtype=np.int64))
 
 
 def _trace_arrivals(spec, base_dir: Path, end: float):

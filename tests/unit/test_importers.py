@@ -385,3 +385,22 @@ def test_time_unit_is_for_csv_only(tmp_path) -> None:
     (p,) = e.value.problems
     assert (p.line, p.path) == (2, "workload.traces[0]")
     assert "found time_unit 'min' with format 'gavel', expected time_unit only with format csv" in p.message
+
+
+def test_services_read_azure_through_the_importer(tmp_path) -> None:
+    """Inference services' trace arrivals use this importer: exact differences of 100 ns
+    timestamps, a limit counted from its own first request, bad rows named with their line."""
+    from lepsim.inference.workload import read_azure_trace
+
+    (tmp_path / "ok.csv").write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:04.0319600,3,1\n"
+                                     "2023-11-16 18:17:03.9799600,5,2\n2023-11-16 18:17:05.0799600,7,0\n")
+    t, p, o = read_azure_trace(tmp_path / "ok.csv")
+    assert t.tolist() == [0.0, 0.052, 1.1] and p.tolist() == [5, 3, 7] and o.tolist() == [2, 1, 0]
+    t, p, o = read_azure_trace(tmp_path / "ok.csv", limit=1)
+    assert t.tolist() == [0.0] and p.tolist() == [3]
+    name, text, _ = BROKEN["azure-llm"]
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError) as e:
+        read_azure_trace(tmp_path / name)
+    assert str(e.value) == (f"{tmp_path / name}:3: ContextTokens: found '0', expected an integer >= 1 "
+                            "(and 2 more bad rows)")

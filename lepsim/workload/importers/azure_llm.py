@@ -44,14 +44,19 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
     return df.sort_values("arrival_s", kind="stable").reset_index(drop=True)
 
 
-def read_requests(path: str | Path, *, skip_bad_rows: bool = False) -> pd.DataFrame:
+def read_requests(path: str | Path, *, limit: int | None = None, skip_bad_rows: bool = False) -> pd.DataFrame:
     """The requests of an Azure LLM trace as a DataFrame (columns ``line``, ``arrival_s``,
-    ``prompt_tokens``, ``output_tokens``).  Bad rows raise :class:`ScenarioError` (every one,
-    with its line) unless ``skip_bad_rows``."""
+    ``prompt_tokens``, ``output_tokens``).  ``limit``: the first so many (good) rows of the
+    file, their arrivals counted from the earliest of them.  Bad rows raise
+    :class:`ScenarioError` (every one, with its line) unless ``skip_bad_rows``."""
     from lepsim.workload.importers import ImportOptions
 
     path = Path(path)
     res = read(path, str(path), ImportOptions())
     if res.problems and not skip_bad_rows:
         raise ScenarioError(res.problems)
-    return to_frame(res.rows)
+    rows = res.rows
+    if limit is not None:
+        rows = rows[:limit]
+        from_earliest(rows, "arrival_s")
+    return to_frame(rows)

@@ -8,7 +8,8 @@ calls one of these):
 * ``MIB`` — mebibytes (``memory_mib``): value × 2**20 bytes.
 * ``GB`` — decimal gigabytes (Tiresias ``mem_p_node``): value × 1e9 bytes.
 * :func:`wallclock_seconds` — wall-clock timestamps (``2017-10-09 07:01:55``, optionally
-  with a fraction of any length) → seconds since the Unix epoch, read as UTC.
+  with a fraction of any length), read as UTC, → seconds from the earliest one of the file
+  (with :func:`from_earliest`; whole seconds and nanoseconds as integers, so exact).
 * Seconds are seconds: every duration/time column of the supported formats is already in s.
 """
 from __future__ import annotations
@@ -32,18 +33,20 @@ JOB_KEYS = ("line", "submit", "gpus", "duration", "iterations", "name", "tenant"
             "cpus", "memory", "batch_size", "gpu_fraction", "node_selector")
 
 
-def wallclock_seconds(text: str) -> float:
-    """``'2017-10-09 07:01:55'`` or ``'2023-11-16 18:17:03.9799600'`` → seconds since the
-    epoch (UTC).  Raises ValueError."""
+def wallclock_seconds(text: str) -> tuple[int, int]:
+    """``'2017-10-09 07:01:55'`` or ``'2023-11-16 18:17:03.9799600'`` → (whole seconds since
+    the epoch, UTC; nanoseconds, digits past the ninth dropped).  Integers, so that
+    differences between timestamps are exact (a float of epoch seconds has a 0.2 µs step).
+    Raises ValueError."""
     text = text.strip()
-    frac = 0.0
+    ns = 0
     if "." in text:
         text, digits = text.split(".", 1)
         if not digits.isdigit():
             raise ValueError(text)
-        frac = float("0." + digits)
+        ns = int(digits[:9].ljust(9, "0"))
     dt = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-    return dt.timestamp() + frac
+    return int(dt.timestamp()), ns
 
 
 def open_text(path: Path):
@@ -159,8 +162,9 @@ def number(rows: Rows, line: int, col: str, text: str, *, minimum: float | None 
     return int(v) if integer else v
 
 
-def wallclock_cell(rows: Rows, line: int, col: str, text: str, example: str) -> float | None:
-    """A wall-clock cell in seconds since the epoch (None and a recorded problem when bad)."""
+def wallclock_cell(rows: Rows, line: int, col: str, text: str, example: str) -> tuple[int, int] | None:
+    """A wall-clock cell as :func:`wallclock_seconds` gives it (None and a recorded problem
+    when bad); :func:`from_earliest` turns such values into seconds from the earliest."""
     try:
         return wallclock_seconds(text)
     except ValueError:
@@ -169,9 +173,16 @@ def wallclock_cell(rows: Rows, line: int, col: str, text: str, example: str) -> 
 
 
 def from_earliest(records: list[dict], key: str) -> None:
-    """Shift ``records[*][key]`` so that the earliest is 0 (wall clock → seconds from the start)."""
-    if records:
-        t0 = min(r[key] for r in records)
+    """Seconds from the earliest ``records[*][key]`` (wall-clock pairs, or plain seconds)."""
+    if not records:
+        return
+    t0 = min(r[key] for r in records)
+    if isinstance(t0, tuple):
+        s0, n0 = t0
+        for r in records:
+            s, n = r[key]
+            r[key] = ((s - s0) * 1_000_000_000 + (n - n0)) / 1e9  # exact integers, one rounding
+    else:
         for r in records:
             r[key] -= t0
 
