@@ -12,7 +12,7 @@ import pandas as pd
 from lepsim.build import build_parts
 from lepsim.engine.simulation import Simulation
 from lepsim.errors import ScenarioError
-from lepsim.metrics.records import events_frame, intervals_frame, jobs_frame, links_frame, timeline_frame
+from lepsim.metrics.records import events_frame, intervals_frame, jobs_frame, links_frame, storage_frame, timeline_frame
 from lepsim.metrics.services import requests_frame, service_summary, service_windows_frame
 from lepsim.metrics.summary import summarize
 from lepsim.scenario.loader import load_scenario
@@ -39,6 +39,7 @@ class Result:
     links: pd.DataFrame | None = None  # network link load over time (docs/metrics.md#links); empty without a network
     requests: pd.DataFrame | None = None        # one row per inference request (None without services)
     service_windows: pd.DataFrame | None = None  # per service and metrics window (None without services)
+    storage: pd.DataFrame | None = None  # the storage service over time (empty without a storage section)
 
     @property
     def label(self) -> str:
@@ -104,7 +105,8 @@ def simulate(
     timeline = timeline_frame(raw)
     events = events_frame(raw)
     links = links_frame(raw)
-    summary = summarize(jobs, intervals, timeline, capacity=raw.capacity, window=window)
+    storage = storage_frame(raw)
+    summary = summarize(jobs, intervals, timeline, capacity=raw.capacity, window=window, storage=storage, events=events)
     requests = service_windows = None
     if raw.services is not None:
         requests = requests_frame(raw, window)
@@ -129,13 +131,14 @@ def simulate(
         intervals=intervals,
         timeline=timeline,
         events=events,
-        links=links,
         summary=summary,
         capacity=raw.capacity,
         end_time=raw.end_time,
         window=window,
         stats=stats,
         warnings=list(parts.warnings),
+        links=links,
         requests=requests,
         service_windows=service_windows,
+        storage=storage,
     )

@@ -47,7 +47,7 @@ def _workload_key(scenario, seed, catalog, base_dir) -> tuple:
         scenario.simulation.horizon,
         id(catalog),
         str(base_dir),
-        scenario.model_dump_json(include={"cluster", "workload", "costs"}),
+        scenario.model_dump_json(include={"cluster", "workload", "costs", "storage", "failures"}),
         tuple(stamps),
     )
 
@@ -83,6 +83,7 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
         else:
             add(f"{job.source}.{field}", msg)
 
+    _check_failures(scenario, nodes, add)
     gpu_types = sorted({n.gpu_type for n in nodes if n.gpu_type is not None})
     for j in jobs:
         if j.iterations is None:
@@ -99,6 +100,21 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
     if not jobs and not scenario.workload.services and not problems:
         add("workload", "found no jobs (every source was empty within the horizon), expected at least one job")
     return nodes, jobs, warnings, topology, plans
+
+
+def _check_failures(scenario, nodes, add) -> None:
+    """Faults name existing nodes; storage outages need a storage section."""
+    fl = getattr(scenario, "failures", None)
+    if fl is None:
+        return
+    names = {n.name for n in nodes}
+    for i, f in enumerate(fl.faults):
+        if f.node not in names:
+            shown = ", ".join(sorted(names)[:6]) + (", ..." if len(names) > 6 else "")
+            add(f"failures.faults[{i}].node", f"found {f.node!r}, expected a node name ('<pool>/<k>'): {shown}")
+    if fl.storage_outages and getattr(scenario, "storage", None) is None:
+        add("failures.storage_outages", "found storage outages without a storage section, expected a top-level "
+                                        "storage: {bandwidth: ...}")
 
 
 def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, policy=None):

@@ -18,8 +18,9 @@ tolerances by hand to loosen one metric on purpose; ``update`` keeps edited tole
 Invariants
 ----------
 :func:`check_invariants` verifies on a :class:`lepsim.Result` that no GPU was ever held by
-two jobs at once, that every job is accounted for exactly once, and that GPU-seconds are
-conserved (allocation intervals = the utilization timeline's integral = per-job totals).
+two jobs at once nor while its node was down, that every job is accounted for exactly once
+(completed, failed, unfinished or not submitted), and that GPU-seconds are conserved
+(allocation intervals = the utilization timeline's integral = per-job totals).
 """
 from __future__ import annotations
 
@@ -129,13 +130,19 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
     if bad:
         raise InvariantError(f"unexpected replica statuses {bad}")
     jobs = jobs[jobs["kind"] == "training"] if "kind" in jobs.columns else jobs
-    ok_status = {"completed", "unfinished", "not_submitted"}
+    ok_status = {"completed", "failed", "unfinished", "not_submitted"}
     bad = set(jobs["status"].astype(str)) - ok_status
     if bad:
         raise InvariantError(f"unexpected job statuses {bad}")
     s = result.summary
-    if s["jobs_completed"] + s["jobs_unfinished"] + s["jobs_not_submitted"] != s["jobs_total"] or s["jobs_total"] != len(jobs):
-        raise InvariantError("completed + unfinished + not_submitted != jobs")
+    if (s["jobs_completed"] + s["jobs_failed"] + s["jobs_unfinished"] + s["jobs_not_submitted"] != s["jobs_total"]
+            or s["jobs_total"] != len(jobs)):
+        raise InvariantError("completed + failed + unfinished + not_submitted != jobs")
+    failed = jobs[jobs["status"] == "failed"]
+    if failed["end_s"].isna().any() or (failed["failures"] < 1).any():
+        raise InvariantError("a failed job has no end or was never interrupted by a failure")
+    if (jobs["lost_s"] > jobs["executed_s"] + tol).any() or (jobs["data_stall_s"] > jobs["executed_s"] + tol).any():
+        raise InvariantError("a job lost or stalled longer than it ran")
     done = jobs[jobs["status"] == "completed"]
     if done["end_s"].isna().any() or (done["end_s"] < done["submit_time_s"] - tol).any():
         raise InvariantError("a completed job has no end, or ends before it was submitted")
@@ -164,10 +171,13 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
                 k = int(np.argmax(over))
                 raise InvariantError(f"GPU {int(arr[k, 0])} held {held[k]:.6g} times over at t={arr[k, 1]:g}")
         _check_isolation(result, iv, tol)
+        _check_down_gpus(result, iv, tol)
         if (iv["end_s"] < iv["start_s"]).any():
             raise InvariantError("an interval ends before it starts")
     if (tl["allocated_gpus"] > cap).any() or (tl["allocated_gpus"] < 0).any():
         raise InvariantError("allocated GPUs outside [0, capacity]")
+    if "down_gpus" in tl and ((tl["allocated_gpus"] + tl["down_gpus"] > cap).any() or (tl["down_gpus"] < 0).any()):
+        raise InvariantError("allocated + down GPUs exceed the capacity")
     # GPU-seconds conserved
     from lepsim.metrics.summary import step_integral
 
@@ -237,3 +247,26 @@ def _check_isolation(result, iv, tol: float) -> None:
             if len(present) > 1 and any(x in isolated for x in present):
                 raise InvariantError(f"node {node} hosts tenants {sorted(present)} at t={t_:g}, "
                                      "one of them isolated")
+
+
+def _check_down_gpus(result, iv, tol: float) -> None:
+    """No GPU is held by a job while its node is down (node_down/node_up events)."""
+    ev = result.events
+    if not len(ev):
+        return
+    marks = ev[ev["event"].isin(["node_down", "node_up"])]
+    if not len(marks):
+        return
+    down: dict[int, list] = {}  # gpu -> [[start, end], ...]
+    for t, kind, detail in zip(marks["time_s"], marks["event"].astype(str), marks["detail"].astype(str)):
+        for g in detail.split(":", 1)[1].split():
+            spans = down.setdefault(int(g), [])
+            if kind == "node_down":
+                spans.append([t, result.end_time])
+            elif spans:
+                spans[-1][1] = t
+    for start, end, gids in zip(iv["start_s"].to_numpy(), iv["end_s"].to_numpy(), iv["gpu_ids"].astype(str)):
+        for g in gids.split():
+            for a, b in down.get(int(g), ()):
+                if start < b - tol and a < end - tol:
+                    raise InvariantError(f"GPU {g} held on [{start:g}, {end:g}] while its node was down [{a:g}, {b:g}]")

@@ -49,6 +49,10 @@ class CostModel:
         """True when :meth:`iteration_time` can answer for this pair."""
         return False
 
+    def param_count(self, model: str | None) -> int | None:
+        """The model's parameter count where the catalog knows its exact architecture (None: unknown)."""
+        return None
+
     # --- what the engine calls ---------------------------------------------------------
     def work(self, job: JobLike) -> float:
         """Total work units of a job (reference seconds or iterations)."""

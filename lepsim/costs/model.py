@@ -354,6 +354,17 @@ class ProfiledCostModel(CostModel):
         m, b = self._model(model)
         return b if b is not None else self._default_batches.get(m)
 
+    def param_count(self, model: str | None) -> int | None:
+        """Parameter count from models.yaml (``params``), where the architecture is known exactly."""
+        if model is None:
+            return None
+        try:
+            m, _ = self._model(model)
+        except MissingProfile:
+            return None
+        info = self._info(m)
+        return int(info.params) if info is not None and info.params else None
+
     def grad_bytes(self, model: str) -> float | None:
         """Gradient all-reduce volume (bytes): params x 4, or the effective size fitted on
         measured multi-GPU overheads, or None."""

@@ -3,8 +3,9 @@
 Event order at one timestamp (documented tie-breaks; simpy orders by time, then the
 priority below, then scheduling order):
 
-0. phase ends: a checkpoint finishes (GPUs released) or a restore finishes (job runs)
-1. job completions
+0. phase ends: a checkpoint finishes (GPUs released) or a restore finishes (job runs);
+   storage transfers finish; node failures and repairs, storage outages
+1. job completions and periodic checkpoints
 2. job arrivals (in job-id order)
 3. policy wake-ups and scheduling rounds
 4. the scheduling pass: the policy is invoked once for everything that happened at this
@@ -15,7 +16,14 @@ priority below, then scheduling order):
 
 Training progress is fluid: a running job makes ``rate`` work units per second (reference
 seconds or iterations, from the cost model) and its completion is one event, rescheduled
-only when its rate changes (preemption).  Stale events are recognised by a per-job version.
+only when its rate changes (preemption, a data stream's share).  Stale events are
+recognised by a per-job version.
+
+With a ``storage`` section (lepsim.engine.storage) checkpoints, restores and dataset loads
+are transfers whose length follows from their bytes and the bandwidth they get; with a
+``failures`` section (lepsim.engine.failures) nodes go down and up.  A job's phases while it
+holds GPUs: ``restoring`` (checkpoint read) → ``loading`` (dataset read) → ``running`` ⇄
+``saving`` (periodic checkpoint) and, when preempted, ``checkpointing`` (then pending).
 """
 from __future__ import annotations
 
@@ -30,12 +38,24 @@ import simpy
 from lepsim.costs.base import CostModel
 from lepsim.costs.collectives import ring_factor
 from lepsim.engine.network import Network
+from lepsim.engine.services import REPLICA
 from lepsim.engine.topology import build_topology
-from lepsim.engine.view import CHECKPOINTING, DONE, PENDING, RESTORING, RUNNING, ClusterView, JobView, NodeView
+from lepsim.engine.view import (
+    CHECKPOINTING,
+    DONE,
+    FAILED,
+    LOADING,
+    PENDING,
+    RESTORING,
+    RUNNING,
+    SAVING,
+    ClusterView,
+    JobView,
+    NodeView,
+)
 from lepsim.errors import PolicyError
 from lepsim.policies.actions import Migrate, Preempt, ScaleService, Start, Wakeup
 from lepsim.policies.placement import SHARE_EPS, covers, node_fragmentation
-from lepsim.engine.services import REPLICA
 from lepsim.scenario.resolve import NodeInfo
 from lepsim.workload.jobs import JobRequest
 
@@ -44,7 +64,7 @@ MAX_DECISIONS_PER_INSTANT = 10_000  # more policy invocations at one simulated i
 
 
 class _Node:
-    __slots__ = ("info", "gpu_ids", "free", "free_cpus", "free_mem", "labels", "tenants", "iso", "used", "frag")
+    __slots__ = ("info", "gpu_ids", "free", "free_cpus", "free_mem", "labels", "tenants", "iso", "used", "frag", "down")
 
     def __init__(self, info: NodeInfo, first_gpu: int):
         self.info = info
@@ -57,6 +77,7 @@ class _Node:
         self.iso: dict[str, int] = {}       # isolated tenant -> jobs holding resources here
         self.used: dict[int, float] = {}    # GPU shared by fractional jobs -> share in use (0 < u <= 1)
         self.frag = 0.0                     # fragmented GPUs (node_fragmentation against the workload mix)
+        self.down = False                   # failed, not yet repaired (lepsim.engine.failures)
 
     def shares(self) -> list[float]:
         """Free share of each GPU with any free share."""
@@ -69,6 +90,9 @@ class _Job:
         "executed", "version", "first_start", "last_start", "last_stop", "end", "preemptions", "wait_since",
         "wait_total", "isolated_runtime", "view", "phase_since", "gpu_seconds", "migrations", "moving",
         "moving_since", "flow", "comm_model", "comm_frac", "comm_s",
+        # storage, checkpoints, failures
+        "rate0", "stall_frac", "stall_s", "phase_stall", "seg", "sflow", "streams", "cache_shares", "ckpt_work",
+        "ckpt_exec", "ckpt_count", "ckpt_pending", "failures", "lost_s", "lost_gpu_s", "phase_time", "ckpt_bytes",
     )
 
     def __init__(self, req: JobRequest):
@@ -100,13 +124,34 @@ class _Job:
         self.comm_model = None        # (compute s, profiled comm s, ring bytes per iteration) on the fabric
         self.comm_frac = math.nan     # share of its running time spent communicating, now
         self.comm_s = 0.0 if req.iterations is not None else math.nan  # time spent communicating
+        self.rate0 = 0.0             # compute rate (work units/s) on the allocation, before data stalls
+        self.stall_frac = 0.0        # share of running time stalled on data now
+        self.stall_s = 0.0
+        self.phase_stall = 0.0
+        self.seg = 0                 # running-segment counter (periodic checkpoint timers)
+        self.sflow = None            # the storage transfer of the current phase
+        self.streams: list = []      # (link, flow id, demand) of the per-epoch reads while running
+        self.cache_shares: dict = {}
+        self.ckpt_work = 0.0         # work saved by the last committed checkpoint
+        self.ckpt_exec = 0.0         # executed seconds when that checkpoint's state was taken
+        self.ckpt_count = 0
+        self.ckpt_pending = (0.0, 0.0)
+        self.failures = 0
+        self.lost_s = 0.0
+        self.lost_gpu_s = 0.0
+        self.phase_time: dict[str, float] = {}
+        self.ckpt_bytes: float | None = None
 
     def stop_running(self, t: float) -> None:
         """Account the progress made since ``run_since`` up to time ``t`` (fluid rate)."""
         dt = t - self.run_since
         self.executed += dt
         self.comm_s += dt * self.comm_frac
+        stall = dt * self.stall_frac
+        self.stall_s += stall
+        self.phase_stall += stall
         self.work_done = min(self.work_total, self.work_done + self.rate * dt)
+        self.run_since = t
 
 
 @dataclass(frozen=True)
@@ -114,8 +159,8 @@ class RawRecords:
     """What the engine hands to metrics: plain lists, one source of truth."""
 
     jobs: list            # the _Job objects, final state
-    intervals: list       # (job_id, phase, start, end, gpus, gpu_type, nodes "i,j", gpu_ids "a b c")
-    timeline: list        # (time, allocated_gpus, running_jobs, pending_jobs, fragmented_gpus, *allocated per type)
+    intervals: list       # (job_id, phase, start, end, gpus, gpu_type, nodes "i,j", gpu_ids "a b c", data stall s)
+    timeline: list        # (time, allocated_gpus, running_jobs, pending_jobs, fragmented_gpus, down_gpus, *allocated per type)
     events: list          # (time, kind, job_id, detail)
     end_time: float
     gpu_types: tuple
@@ -123,6 +168,8 @@ class RawRecords:
     stats: dict
     links: list = ()      # (time, link, kind, capacity bytes/s, load bytes/s): network link load steps
     services: object = None   # lepsim.engine.services.Services, when the scenario has services
+    storage: list = ()    # (time, storage bytes/s, storage capacity bytes/s, checkpoint bytes stored); () without storage
+    storage_bandwidth: float = math.nan  # nominal storage bandwidth (bytes/s)
 
 
 class Simulation:
@@ -160,6 +207,7 @@ class Simulation:
         self._owner = [-1] * len(self._gpu_node)
         self._node_type = [n.info.gpu_type for n in self._nodes]
         self._gpn = [n.info.gpus for n in self._nodes]
+        self._down_gpus = 0
         self._nodes_by_type: dict[str | None, list[int]] = {}
         for n in self._nodes:
             self._nodes_by_type.setdefault(n.info.gpu_type, []).append(n.info.index)
@@ -186,6 +234,20 @@ class Simulation:
             for n in self._nodes
         ]
 
+
+        # --- storage and failures (opt-in sections)
+        from lepsim.engine.failures import Failures
+        from lepsim.engine.storage import Storage
+
+        st = getattr(scenario, "storage", None)
+        self.storage = Storage(self, st, self._nodes, P_PHASE) if st is not None else None
+        fl = getattr(scenario, "failures", None)
+        self.failures = Failures(self, fl, nodes, scenario.simulation.seed, P_PHASE) if fl is not None else None
+        self._max_retries = fl.max_retries if fl is not None else 0
+        self._ckpt_interval_of = getattr(policy, "checkpoint_interval", None)
+        if not callable(self._ckpt_interval_of):
+            self._ckpt_interval_of = None
+
         # --- jobs
         self._jobs = [_Job(r) for r in jobs]
         self._mix = _workload_mix(jobs)
@@ -196,6 +258,10 @@ class Simulation:
             j.view = JobView(j, self)
             j.work_total = self.cost.work(j.req)
             j.isolated_runtime = self._isolated_runtime(j.req, j.work_total)
+            j.ckpt_bytes = self._checkpoint_bytes(j.req)
+        st_bw = self.storage.link.nominal if self.storage is not None else 1.0
+        pre_s = max([j.ckpt_bytes / st_bw for j in self._jobs if j.ckpt_bytes is not None], default=0.0)
+        self.max_checkpoint_s = max(pre_s, pre.checkpoint) if self.storage is not None else pre.checkpoint
         self._n_train = len(self._jobs)     # training jobs; service replicas get the ids after them
         self.services = None
         self._service_plans = list(services or ())
@@ -342,6 +408,9 @@ class Simulation:
         for g in gpus:
             if not (0 <= g < len(self._owner)):
                 raise PolicyError(f"{name}: job {jid}: no GPU with id {g}")
+            if self._owner[g] == -3:
+                raise PolicyError(f"{name}: job {jid}: GPU {g} is on node {self._nodes[self._gpu_node[g]].info.name}, "
+                                  "which is down")
             if self._owner[g] >= 0:
                 raise PolicyError(f"{name}: job {jid}: GPU {g} is held by job {self._owner[g]} (over-allocation refused)")
             ni = self._gpu_node[g]
@@ -447,44 +516,108 @@ class Simulation:
         j.last_start = now
         j.phase_since = now
         self._events.append((now, "start", a.job_id, _nodes_str(j)))
-        if j.preemptions > 0 or j.req.kind == REPLICA:
-            self._resume(j)
-        else:
-            self._begin_run(j)
+        self._prepare(j)
         self._mark_timeline()
 
-    def _resume(self, j: _Job) -> None:
-        """A job that was checkpointed restores on its GPUs before it progresses; a service
-        replica loads its weights (cold start) at every placement."""
+    def _checkpoint_bytes(self, req: JobRequest) -> float | None:
+        """Bytes of one checkpoint with a storage section: the job's own figure, else the
+        model's parameter count x storage.checkpoint_bytes_per_param; None: fixed times."""
+        if self.storage is None:
+            return None
+        if req.checkpoint_bytes is not None:
+            return req.checkpoint_bytes
+        count = getattr(self.cost, "param_count", None)
+        params = count(req.model) if (count is not None and req.model is not None) else None
+        return params * self.storage.spec.checkpoint_bytes_per_param if params else None
+
+    def _interval(self, j: _Job) -> float | None:
+        """Running seconds between periodic checkpoints: the policy's choice, else the job's,
+        else the storage default; None: no periodic checkpoints."""
+        if self._ckpt_interval_of is not None:
+            v = self._ckpt_interval_of(j.view)
+            if v is not None:
+                if not (v > 0):
+                    raise PolicyError(f"{self.policy.name}: checkpoint_interval {v!r} for job {j.req.job_id}, "
+                                      "expected seconds > 0 or None")
+                return float(v)
+        if j.req.checkpoint_interval is not None:
+            return j.req.checkpoint_interval
+        st = self.storage
+        return st.spec.checkpoint_interval if st is not None else None
+
+    def _enter(self, j: _Job, state: str) -> None:
+        j.state = state
+        j.phase_since = self.env.now
+        j.version += 1
+
+    def _prepare(self, j: _Job) -> None:
+        """After a start: read the last checkpoint (if any), then the dataset, then run.  A
+        service replica loads its weights (cold start, phase ``cold_start``) at every placement."""
         if j.req.kind == REPLICA:
             cold = self._service_plans[self._replica_service[j.req.job_id]].cold_start
-            j.state = RESTORING
-            j.phase_since = self.env.now
-            j.version += 1
+            self._enter(j, RESTORING)
             if cold > 0:
-                self._at(cold, P_PHASE, self._restored, j.req.job_id, j.version)
+                self._at(cold, P_PHASE, self._phase_done, j.req.job_id, j.version)
             else:
-                self._restored(j.req.job_id, j.version)
-        elif self._restore > 0:
-            j.state = RESTORING
-            j.phase_since = self.env.now
-            j.version += 1
-            self._at(self._restore, P_PHASE, self._restored, j.req.job_id, j.version)
+                self._phase_done(j.req.job_id, j.version)
+            return
+        if j.ckpt_count > 0:
+            if j.ckpt_bytes is not None:
+                self._enter(j, RESTORING)
+                j.sflow = self.storage.transfer(j.ckpt_bytes, self._phase_done_cb(j))
+                return
+            if self._restore > 0:
+                self._enter(j, RESTORING)
+                self._at(self._restore, P_PHASE, self._phase_done, j.req.job_id, j.version)
+                return
+        self._load(j)
+
+    def _load(self, j: _Job) -> None:
+        if self.storage is not None and j.req.dataset_bytes:
+            self._enter(j, LOADING)
+            j.sflow = self.storage.transfer(j.req.dataset_bytes, self._phase_done_cb(j))
         else:
             self._begin_run(j)
 
-    def _restored(self, jid: int, version: int) -> None:
+    def _phase_done_cb(self, j: _Job):
+        jid, version = j.req.job_id, j.version
+        return lambda: self._phase_done(jid, version)
+
+    def _phase_done(self, jid: int, version: int) -> None:
+        """The current phase's transfer or fixed time is over (stale calls: other version)."""
         j = self._jobs[jid]
-        if j.version != version or j.state != RESTORING:
+        if j.version != version:
             return
-        self._close_phase(j, "cold_start" if j.req.kind == REPLICA else "restore")
-        self._begin_run(j)
+        state = j.state
+        j.sflow = None
+        if state == RESTORING:
+            if j.req.kind == REPLICA:
+                self._close_phase(j, "cold_start")
+                self._begin_run(j)
+                return
+            self._close_phase(j, "restore")
+            self._load(j)
+        elif state == LOADING:
+            self._close_phase(j, "load")
+            self._begin_run(j)
+        elif state == SAVING:       # a periodic checkpoint is committed: run on
+            self._commit_checkpoint(j)
+            self._close_phase(j, "checkpoint")
+            self._begin_run(j)
+        elif state == CHECKPOINTING:  # the preemption (or migration) checkpoint is committed
+            self._commit_checkpoint(j)
+            if j.moving is not None:
+                self._finish_migration(j)
+                return
+            self._close_phase(j, "checkpoint")
+            self._requeue(j)
+            self._request_pass()
 
     def _begin_run(self, j: _Job) -> None:
         now = self.env.now
-        j.state = RUNNING
+        self._enter(j, RUNNING)
         j.run_since = now
-        j.phase_since = now
+        j.phase_stall = 0.0
         if j.req.kind == REPLICA:  # serves until preempted or retired
             j.rate = 0.0
             j.version += 1
@@ -492,12 +625,24 @@ class Simulation:
             self._mark_timeline()
             return
         placement = tuple(sorted((k for _, k in j.node_shares), reverse=True))
-        j.rate = self.cost.rate(j.req, j.alloc_type, placement)
+        j.rate0 = self.cost.rate(j.req, j.alloc_type, placement)
+        j.rate = j.rate0
+        j.stall_frac = 0.0
         if j.req.iterations is not None:
             self._start_comm(j, placement)
+        if self.storage is not None and j.req.dataset_bytes:
+            self._open_streams(j)
+        self._schedule_completion(j)
+        interval = self._interval(j)
+        j.seg += 1
+        if interval is not None:
+            self._at(interval, P_COMPLETE, self._periodic_checkpoint, j.req.job_id, j.seg)
+
+    def _schedule_completion(self, j: _Job) -> None:
         j.version += 1
-        remaining = max(j.work_total - j.work_done, 0.0)
-        self._at(remaining / j.rate, P_COMPLETE, self._complete, j.req.job_id, j.version)
+        if j.rate > 0:
+            remaining = max(j.work_total - j.work_done, 0.0)
+            self._at(remaining / j.rate, P_COMPLETE, self._complete, j.req.job_id, j.version)
 
     # ------------------------------------------------------------------ all-reduce on the fabric
     def _comm_split(self, j: _Job, placement: tuple[int, ...]) -> tuple[float, float, float]:
@@ -544,16 +689,15 @@ class Simulation:
             new_rate, frac = 1.0 / (compute + t_comm), t_comm / (compute + t_comm)
         else:                              # no bandwidth at all (an outage): stalled in its all-reduce
             new_rate, frac = 0.0, 1.0
-        if new_rate == j.rate:
+        if new_rate == j.rate0:
             return
         now = self.env.now
         j.stop_running(now)
         j.run_since = now
-        j.rate, j.comm_frac = new_rate, frac
-        j.version += 1
-        if new_rate > 0:
-            remaining = max(j.work_total - j.work_done, 0.0)
-            self._at(remaining / new_rate, P_COMPLETE, self._complete, jid, j.version)
+        # rate0 is the rate without data stalls; a stalled job progresses at its unstalled share
+        j.rate0, j.comm_frac = new_rate, frac
+        j.rate = new_rate * (1.0 - j.stall_frac)
+        self._schedule_completion(j)
 
     def _stop_comm(self, j: _Job) -> None:
         if j.flow is not None:
@@ -561,96 +705,204 @@ class Simulation:
             j.flow = None
             j.comm_model = None
 
+    # --- per-epoch reads while running (data stalls)
+    def _open_streams(self, j: _Job) -> None:
+        st = self.storage
+        batch = j.req.batch_size
+        if batch is None and j.req.model is not None and hasattr(self.cost, "default_batch"):
+            batch = self.cost.default_batch(j.req.model)
+        per_work = st.stream_bytes_per_work(j.req, j.work_total, batch)
+        if per_work <= 0 or j.work_done >= j.work_total:
+            return
+        demand = per_work * j.rate0
+        gpus = max(j.req.gpus, 1)
+        shares = {ni: j.req.dataset_bytes * k / gpus for ni, k in j.node_shares}
+        jid = j.req.job_id
+        if st.cache_reserve(shares):
+            j.cache_shares = shares
+            for ni, k in j.node_shares:
+                link = st.cache_link(ni)
+                d = demand * k / gpus
+                j.streams.append((link, link.stream(d, lambda _r, jid=jid: self._stream_changed(jid)), d))
+        else:
+            j.streams.append((st.link, st.link.stream(demand, lambda _r, jid=jid: self._stream_changed(jid)), demand))
+        self._stream_changed(jid)
+
+    def _stream_changed(self, jid: int) -> None:
+        j = self._jobs[jid]
+        if j.state != RUNNING or not j.streams:
+            return
+        f = min(min(link.rate(fid) / d, 1.0) for link, fid, d in j.streams)
+        if 1.0 - f == j.stall_frac:
+            return
+        j.stop_running(self.env.now)
+        j.stall_frac = 1.0 - f
+        j.rate = j.rate0 * f
+        self._schedule_completion(j)
+
+    def _close_streams(self, j: _Job) -> None:
+        streams, j.streams = j.streams, []
+        j.stall_frac = 0.0
+        for link, fid, _d in streams:
+            link.cancel(fid)
+        if j.cache_shares:
+            self.storage.cache_release(j.cache_shares)
+            j.cache_shares = {}
+
+    def _stop_run(self, j: _Job) -> None:
+        """Leave the running state now: account progress, close the run interval and streams."""
+        if j.req.kind == REPLICA:  # its requests go back to the router now
+            self.services.replica_down(j.req.job_id, self.env.now)
+        j.stop_running(self.env.now)
+        self._stop_comm(j)
+        self._close_phase(j, "run")
+        self._close_streams(j)
+        j.seg += 1
+
+    # --- checkpoints
+    def _periodic_checkpoint(self, jid: int, seg: int) -> None:
+        j = self._jobs[jid]
+        if j.seg != seg or j.state != RUNNING:
+            return
+        j.stop_running(self.env.now)
+        if j.work_total - j.work_done <= 1e-9 * max(j.work_total, 1.0):
+            return  # it completes now: no checkpoint
+        self._stop_run(j)
+        self._enter(j, SAVING)
+        self._events.append((self.env.now, "checkpoint", jid, ""))
+        self._write_checkpoint(j)
+
+    def _write_checkpoint(self, j: _Job) -> None:
+        """Start writing a checkpoint of the job's state now (state SAVING or CHECKPOINTING)."""
+        j.ckpt_pending = (j.work_done, j.executed)
+        if j.ckpt_bytes is not None:
+            if self.storage.fits(j.req.job_id, j.ckpt_bytes):
+                j.sflow = self.storage.transfer(j.ckpt_bytes, self._phase_done_cb(j))
+                return
+            self._events.append((self.env.now, "checkpoint_refused", j.req.job_id, "storage full"))
+            j.ckpt_pending = (j.ckpt_work, j.ckpt_exec)  # nothing new is saved
+            self._at(0.0, P_PHASE, self._phase_done, j.req.job_id, j.version)
+        elif self._checkpoint > 0:
+            self._at(self._checkpoint, P_PHASE, self._phase_done, j.req.job_id, j.version)
+        else:
+            self._phase_done(j.req.job_id, j.version)
+
+    def _commit_checkpoint(self, j: _Job) -> None:
+        j.ckpt_work, j.ckpt_exec = j.ckpt_pending
+        j.ckpt_count += 1
+        if j.ckpt_bytes is not None and j.ckpt_work > 0:
+            self.storage.keep(j.req.job_id, j.ckpt_bytes)
+
+    def _interrupt(self, j: _Job) -> None:
+        """Stop whatever the job does while holding GPUs (not the bookkeeping of why)."""
+        if j.state == RUNNING:
+            self._stop_run(j)
+        else:
+            restore = "cold_start" if j.req.kind == REPLICA else "restore"
+            self._close_phase(j, {RESTORING: restore, LOADING: "load"}.get(j.state, "checkpoint"))
+            if j.sflow is not None:
+                self.storage.cancel(j.sflow)
+                j.sflow = None
+        if j.moving is not None:  # a migration's reserved GPUs go back
+            self._close_reserve(j, self.env.now)
+            self._unclaim(j.req, *j.moving)
+            j.moving = None
+        j.version += 1
+        self._active.discard(j.req.job_id)
+
     def _complete(self, jid: int, version: int) -> None:
         j = self._jobs[jid]
         if j.version != version or j.state != RUNNING:
             return
         now = self.env.now
-        j.stop_running(now)
+        self._stop_run(j)
         j.work_done = j.work_total  # exactly, whatever the float rounding of rate * time
-        self._stop_comm(j)
-        self._close_phase(j, "run")
         self._release(j)
         self._active.discard(jid)
         j.state = DONE
         j.end = now
         self._done += 1
+        if self.storage is not None:
+            self.storage.drop(jid)
         self._events.append((now, "complete", jid, ""))
         self._mark_timeline()
         self._request_pass()
 
-    def _stop(self, jid: int, what: str) -> _Job:
-        """Stop a running or restoring job's progress (the common part of Preempt and Migrate)."""
-        now = self.env.now
-        if not (0 <= jid < len(self._jobs)):
-            raise PolicyError(f"{self.policy.name}: {what} of unknown job id {jid}")
-        j = self._jobs[jid]
-        replica = j.req.kind == REPLICA
-        if j.state == RUNNING:
-            if replica:  # its requests go back to the router now
-                self.services.replica_down(jid, now)
-            j.stop_running(now)
-            self._stop_comm(j)
-            self._close_phase(j, "run")
-        elif j.state == RESTORING:
-            self._close_phase(j, "cold_start" if replica else "restore")
-        else:
-            raise PolicyError(f"{self.policy.name}: {what} of job {jid} in state {j.state}, expected running")
-        j.version += 1
-        j.last_stop = now
-        self._active.discard(jid)
-        return j
-
     def _apply_preempt(self, a: Preempt) -> None:
         now = self.env.now
-        j = self._stop(a.job_id, "Preempt")
+        if not (0 <= a.job_id < len(self._jobs)):
+            raise PolicyError(f"{self.policy.name}: Preempt of unknown job id {a.job_id}")
+        j = self._jobs[a.job_id]
+        if j.state not in (RUNNING, RESTORING, LOADING, SAVING):
+            raise PolicyError(f"{self.policy.name}: Preempt of job {a.job_id} in state {j.state}, expected running")
         j.preemptions += 1
+        j.last_stop = now
         self._events.append((now, "preempt", a.job_id, ""))
-        if self._checkpoint > 0 and j.req.kind != REPLICA:  # a replica is stateless: it leaves at once
+        if j.state == SAVING:
+            # the checkpoint being written becomes the preemption checkpoint: same write,
+            # same version (its completion now releases the GPUs)
+            self._active.discard(a.job_id)
             j.state = CHECKPOINTING
-            j.phase_since = now
-            self._at(self._checkpoint, P_PHASE, self._checkpointed, a.job_id, j.version)
+            self._mark_timeline()
+            return
+        was = j.state
+        self._interrupt(j)
+        if j.req.kind == REPLICA:  # a replica is stateless: it leaves at once
+            self._requeue(j)
+            self._request_pass()
+            return
+        new_work = j.work_done > j.ckpt_work or was == RUNNING
+        if j.ckpt_bytes is not None and not new_work:
+            # nothing computed since the last checkpoint (preempted while restoring or loading)
+            self._requeue(j)
+            self._request_pass()
+        elif j.ckpt_bytes is not None or self._checkpoint > 0:
+            self._enter(j, CHECKPOINTING)
+            self._write_checkpoint(j)
             self._mark_timeline()
         else:
+            self._commit_checkpoint(j)
             self._requeue(j)
             self._request_pass()  # the job may fit elsewhere right away
 
     def _apply_migrate(self, a: Migrate) -> None:
+        """Checkpoint on the old GPUs (new ones reserved meanwhile), then restore on the new."""
         now = self.env.now
-        if 0 <= a.job_id < len(self._jobs):
-            j = self._jobs[a.job_id]
-            if j.state in (RUNNING, RESTORING) and set(a.gpus) & set(j.gpus):
-                raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id} to GPUs it holds; expected other GPUs")
-            if j.state in (RUNNING, RESTORING) and j.req.gpus == 0:
-                raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id}, which holds no GPUs")
-        j = self._stop(a.job_id, "Migrate")
+        if not (0 <= a.job_id < len(self._jobs)):
+            raise PolicyError(f"{self.policy.name}: Migrate of unknown job id {a.job_id}")
+        j = self._jobs[a.job_id]
+        if j.state not in (RUNNING, RESTORING, LOADING, SAVING):
+            raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id} in state {j.state}, expected running")
+        if set(a.gpus) & set(j.gpus):
+            raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id} to GPUs it holds; expected other GPUs")
+        if j.req.gpus == 0:
+            raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id}, which holds no GPUs")
+        was = j.state
+        self._interrupt(j)
+        j.last_stop = now
         j.moving = self._claim(a.job_id, tuple(a.gpus), None, "Migrate")
         j.moving_since = now
         j.migrations += 1
         self._events.append((now, "migrate", a.job_id, ",".join(f"{ni}:{k}" for ni, k in j.moving[1])))
-        j.state = CHECKPOINTING
-        j.phase_since = now
-        if self._checkpoint > 0:
-            self._at(self._checkpoint, P_PHASE, self._migrated, a.job_id, j.version)
-            self._mark_timeline()
+        self._enter(j, CHECKPOINTING)
+        if j.ckpt_bytes is not None and not (j.work_done > j.ckpt_work or was == RUNNING):
+            self._finish_migration(j)  # nothing new to save (it was restoring or loading)
         else:
-            self._migrated(a.job_id, j.version)
+            self._write_checkpoint(j)
+        self._mark_timeline()
 
-    def _migrated(self, jid: int, version: int) -> None:
-        j = self._jobs[jid]
-        if j.version != version or j.state != CHECKPOINTING or j.moving is None:
-            return
+    def _finish_migration(self, j: _Job) -> None:
         now = self.env.now
         self._close_phase(j, "checkpoint")
         self._close_reserve(j, now)
         self._release(j)
         j.gpus, j.node_shares, j.alloc_type = j.moving
         j.moving = None
-        self._active.add(jid)
+        self._active.add(j.req.job_id)
         j.last_start = now
         j.phase_since = now
-        self._events.append((now, "start", jid, _nodes_str(j)))
-        self._resume(j)
+        self._events.append((now, "start", j.req.job_id, _nodes_str(j)))
+        self._prepare(j)
         self._mark_timeline()
 
     def _close_reserve(self, j: _Job, t1: float) -> None:
@@ -660,15 +912,7 @@ class Simulation:
             n = len(gpus) if j.req.gpu_fraction == 1.0 else len(gpus) * j.req.gpu_fraction
             j.gpu_seconds += n * (t1 - j.moving_since)
             self._intervals.append((j.req.job_id, "reserve", j.moving_since, t1, n, gtype,
-                                    ",".join(f"{ni}:{k}" for ni, k in shares), " ".join(map(str, gpus))))
-
-    def _checkpointed(self, jid: int, version: int) -> None:
-        j = self._jobs[jid]
-        if j.version != version or j.state != CHECKPOINTING:
-            return
-        self._close_phase(j, "checkpoint")
-        self._requeue(j)
-        self._request_pass()
+                                    ",".join(f"{ni}:{k}" for ni, k in shares), " ".join(map(str, gpus)), 0.0))
 
     def _requeue(self, j: _Job) -> None:
         self._release(j)
@@ -676,6 +920,77 @@ class Simulation:
         j.wait_since = self.env.now
         bisect.insort(self._pending, j.req.job_id)
         self._mark_timeline()
+
+    # ------------------------------------------------------------------ failures
+    def _node_down(self, ni: int) -> None:
+        """A node fails: its jobs lose the work since their last checkpoint and are requeued
+        (or fail after too many interruptions); its GPUs are neither free nor allocatable."""
+        now = self.env.now
+        node = self._nodes[ni]
+        self._events.append((now, "node_down", -1, f"{ni}:{' '.join(map(str, node.gpu_ids))}"))
+        # every job holding something there (whole or fractional GPUs, CPUs, a migration's reserve)
+        hit = [j.req.job_id for j in self._jobs
+               if j.state not in ("future", PENDING, DONE, FAILED)
+               and (any(n == ni for n, _ in j.node_shares)
+                    or (j.moving is not None and any(n == ni for n, _ in j.moving[1])))]
+        for jid in hit:
+            j = self._jobs[jid]
+            self._interrupt(j)  # a checkpoint being written is lost with the node
+            lost = max(j.executed - j.ckpt_exec, 0.0) if j.req.kind != REPLICA else 0.0
+            j.lost_s += lost
+            j.lost_gpu_s += lost * (len(j.gpus) if j.req.gpu_fraction == 1.0 else j.req.gpu_fraction)
+            j.work_done = j.ckpt_work
+            j.ckpt_exec = j.executed  # what runs from here on is unsaved again
+            j.failures += 1
+            j.last_stop = now
+            self._events.append((now, "interrupt", jid, f"node {ni}"))
+            if j.failures > self._max_retries and j.req.kind != REPLICA:
+                self._release(j)
+                j.state = FAILED
+                j.end = now
+                self._done += 1
+                if self.storage is not None:
+                    self.storage.drop(jid)
+                self._events.append((now, "fail", jid, f"{j.failures} interruptions"))
+            else:
+                self._requeue(j)
+        node.down = True  # all its jobs are gone: every GPU is wholly free now
+        k = len(node.free)
+        node.free = []
+        for g in node.gpu_ids:
+            self._owner[g] = -3
+        t = node.info.gpu_type
+        if t is not None:
+            self._free_by_type[t] -= k
+            self._free_total -= k
+        self._down_gpus += node.info.gpus
+        node.free_cpus = node.free_mem = 0.0
+        self._refrag(node)
+        self._mark_timeline()
+        self._request_pass()
+
+    def up_capacity(self, gpu_type: str | None = None) -> int:
+        """GPUs on nodes that are up (of one type, or all)."""
+        return sum(n.info.gpus for n in self._nodes if not n.down and n.info.gpu_type is not None
+                   and (gpu_type is None or n.info.gpu_type == gpu_type))
+
+    def _node_up(self, ni: int) -> None:
+        node = self._nodes[ni]
+        node.down = False
+        node.free = list(node.gpu_ids)
+        for g in node.gpu_ids:
+            self._owner[g] = -1
+        t = node.info.gpu_type
+        if t is not None:
+            self._free_by_type[t] += node.info.gpus
+            self._free_total += node.info.gpus
+        self._down_gpus -= node.info.gpus
+        node.free_cpus = float(node.info.cpus)
+        node.free_mem = float(node.info.memory_bytes)
+        self._refrag(node)
+        self._events.append((self.env.now, "node_up", -1, f"{ni}:{' '.join(map(str, node.gpu_ids))}"))
+        self._mark_timeline()
+        self._request_pass()
 
     def _release(self, j: _Job) -> None:
         self._unclaim(j.req, j.gpus, j.node_shares, j.alloc_type)
@@ -693,12 +1008,16 @@ class Simulation:
         if t1 > j.phase_since:
             n = len(j.gpus) if j.req.gpu_fraction == 1.0 else len(j.gpus) * j.req.gpu_fraction
             j.gpu_seconds += n * (t1 - j.phase_since)
+            j.phase_time[phase] = j.phase_time.get(phase, 0.0) + (t1 - j.phase_since)
+            stall = j.phase_stall if phase == "run" else 0.0
             self._intervals.append(
-                (j.req.job_id, phase, j.phase_since, t1, n, j.alloc_type, _nodes_str(j), " ".join(map(str, j.gpus)))
+                (j.req.job_id, phase, j.phase_since, t1, n, j.alloc_type, _nodes_str(j), " ".join(map(str, j.gpus)),
+                 stall)
             )
+        j.phase_stall = 0.0
 
     def _mark_timeline(self) -> None:
-        row = (self.env.now, self._allocated, len(self._active), len(self._pending), self._frag_total,
+        row = (self.env.now, self._allocated, len(self._active), len(self._pending), self._frag_total, self._down_gpus,
                *(self._alloc_by_type[t] for t in self._type_order))
         tl = self._timeline
         if tl and tl[-1][0] == row[0]:
@@ -854,6 +1173,8 @@ class Simulation:
         self._schedule_next_arrival()
         if self._round:
             self._at(self._round, P_WAKEUP, self._tick)
+        if self.failures is not None:
+            self.failures.start()
         env = self.env
         n = self._n_train
         serving = self.services is not None  # then the run goes on until the horizon
@@ -883,8 +1204,9 @@ class Simulation:
             if j.state == RUNNING:
                 j.stop_running(end)
                 self._close_phase(j, "run", end)
-            elif j.state in (RESTORING, CHECKPOINTING):
-                self._close_phase(j, "restore" if j.state == RESTORING else "checkpoint", end)
+            elif j.state in (RESTORING, LOADING, CHECKPOINTING, SAVING):
+                restore = "cold_start" if j.req.kind == REPLICA else "restore"
+                self._close_phase(j, {RESTORING: restore, LOADING: "load"}.get(j.state, "checkpoint"), end)
                 if j.moving is not None:
                     self._close_reserve(j, end)
             if j.state == PENDING:
@@ -902,7 +1224,25 @@ class Simulation:
             stats={"policy_invocations": self._passes, "actions": self._actions, "events": self._scheduled},
             links=self.network.utilization_records(),
             services=self.services,
+            storage=self._storage_rows(end),
+            storage_bandwidth=self.storage.link.nominal if self.storage is not None else math.nan,
         )
+
+    def _storage_rows(self, end: float) -> list:
+        st = self.storage
+        if st is None:
+            return []
+        st.link._advance()
+        return [r for r in st.utilization_frame_rows() if r[0] <= end]
+
+
+def _packed(gpus: int, gpn: int) -> tuple[int, ...]:
+    full, rest = divmod(gpus, gpn)
+    return tuple([gpn] * full + ([rest] if rest else []))
+
+
+def _nodes_str(j: _Job) -> str:
+    return ",".join(f"{ni}:{k}" for ni, k in j.node_shares)
 
 
 def _workload_mix(jobs) -> tuple:

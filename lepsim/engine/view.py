@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from lepsim.engine.simulation import Simulation, _Job
 
 PENDING, RESTORING, RUNNING, CHECKPOINTING, DONE = "pending", "restoring", "running", "checkpointing", "done"
+# with a storage or failures section (lepsim.engine.storage, lepsim.engine.failures)
+LOADING, SAVING, FAILED = "loading", "saving", "failed"
 
 
 class JobView:
@@ -113,6 +115,7 @@ class NodeView:
     free_cpus = property(lambda self: self._n.free_cpus)
     free_memory = property(lambda self: self._n.free_mem)
     info = property(lambda self: self._n.info)
+    down = property(lambda self: self._n.down, doc="failed and not yet repaired: none of its GPUs is free")
 
 
 class ClusterView:
@@ -136,9 +139,12 @@ class ClusterView:
         return tuple(t for t in self._sim._nodes_by_type if t is not None)
 
     def capacity(self, gpu_type: str | None = None) -> int:
-        """GPUs installed (of one type, or all)."""
+        """GPUs installed on nodes that are up (of one type, or all): a failed node's GPUs
+        count again when it is repaired."""
         s = self._sim
-        return s._capacity_total if gpu_type is None else s._capacity.get(gpu_type, 0)
+        if not s._down_gpus:
+            return s._capacity_total if gpu_type is None else s._capacity.get(gpu_type, 0)
+        return s.up_capacity(gpu_type)
 
     def free_gpus(self, gpu_type: str | None = None) -> int:
         s = self._sim
@@ -194,7 +200,7 @@ class ClusterView:
         return ev[since:] if since < len(ev) else []
 
     def running(self) -> tuple[JobView, ...]:
-        """Jobs holding GPUs and not leaving them (restoring or running), by job id."""
+        """Jobs holding GPUs and not leaving them (restoring, loading, running or saving), by job id."""
         jobs = self._sim._jobs
         return tuple(jobs[j].view for j in sorted(self._sim._active))
 
@@ -236,10 +242,22 @@ class ClusterView:
         except LookupError:
             return 0.0
 
-    def preemption_costs(self) -> tuple[float, float]:
-        """(checkpoint seconds, restore seconds) the engine charges per preemption."""
-        p = self._sim.scenario.scheduler.preemption
-        return p.checkpoint, p.restore
+    def preemption_costs(self, job: JobView | None = None) -> tuple[float, float]:
+        """(checkpoint seconds, restore seconds) the engine charges per preemption.
+
+        Without a storage section: ``scheduler.preemption``'s fixed times.  With one, for a
+        ``job`` whose checkpoint size is known: its size over the storage bandwidth (an
+        estimate: the transfer shares the bandwidth with whatever else moves then); without
+        a job, the largest such estimate over all jobs (a conservative figure)."""
+        s = self._sim
+        p = s.scenario.scheduler.preemption
+        if s.storage is None:
+            return p.checkpoint, p.restore
+        bw = s.storage.link.nominal
+        if job is not None:
+            b = s._jobs[job.job_id].ckpt_bytes
+            return (b / bw, b / bw) if b is not None else (p.checkpoint, p.restore)
+        return s.max_checkpoint_s, s.max_checkpoint_s
 
     def services(self) -> tuple["ServiceView", ...]:
         """The inference services (``workload.services``), in file order."""

@@ -6,18 +6,20 @@ import math
 import numpy as np
 import pandas as pd
 
-from lepsim.engine.view import DONE
+from lepsim.engine.view import DONE, FAILED
 
 JOB_COLUMNS = (
     "job_id", "name", "tenant", "model", "source", "gpus", "cpus", "memory_bytes", "requested_gpu_type",
     "gpu_type", "submit_time_s", "first_start_s", "end_s", "status", "preemptions", "queueing_delay_s",
     "wait_time_s", "jct_s", "isolated_runtime_s", "slowdown", "executed_s", "allocated_gpu_s",
-    "progress", "measured", "migrations", "comm_s", "kind",
+    "progress", "measured", "migrations", "comm_s", "kind", "load_s", "restore_s", "checkpoint_s", "data_stall_s", "checkpoints",
+    "failures", "lost_s", "lost_gpu_s",
 )
 
 
 def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
-    """One row per job.  status: completed | unfinished (started or queued at the end) |
+    """One row per job.  status: completed | failed (interrupted by node failures more than
+    failures.max_retries times) | unfinished (started or queued at the end) |
     not_submitted (submit time after the horizon).  ``measured``: submitted inside the
     metrics window (after warm-up, before cool-down)."""
     lo, hi = window
@@ -29,11 +31,14 @@ def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
             status = "retired" if j.state == DONE else "serving"
         elif j.state == DONE:
             status = "completed"
+        elif j.state == FAILED:
+            status = "failed"
         elif r.submit_time > end:
             status = "not_submitted"
         else:
             status = "unfinished"
-        jct = (j.end - r.submit_time) if j.end is not None else math.nan
+        jct = (j.end - r.submit_time) if j.state == DONE else math.nan
+        pt = j.phase_time
         qd = (j.first_start - r.submit_time) if j.first_start is not None else math.nan
         rows.append((
             r.job_id, r.name, r.tenant, r.model, r.source, r.gpus, r.cpus, r.memory_bytes, r.gpu_type,
@@ -41,9 +46,11 @@ def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
             j.first_start if j.first_start is not None else math.nan,
             j.end if j.end is not None else math.nan, status, j.preemptions, qd,
             j.wait_total if status != "not_submitted" else math.nan, jct, j.isolated_runtime,
-            jct / j.isolated_runtime if j.end is not None and j.isolated_runtime > 0 else math.nan,
+            jct / j.isolated_runtime if j.state == DONE and j.isolated_runtime > 0 else math.nan,
             j.executed, j.gpu_seconds, (j.work_done / j.work_total) if j.work_total > 0 else 1.0,
             bool(lo <= r.submit_time <= hi) and r.kind == "training", j.migrations, j.comm_s, r.kind,
+            pt.get("load", 0.0), pt.get("restore", 0.0), pt.get("checkpoint", 0.0), j.stall_s, j.ckpt_count,
+            j.failures, j.lost_s, j.lost_gpu_s,
         ))
     df = pd.DataFrame.from_records(rows, columns=list(JOB_COLUMNS))
     for c in ("name", "tenant", "model", "source", "requested_gpu_type", "gpu_type", "status", "kind"):
@@ -54,7 +61,7 @@ def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
 def intervals_frame(raw) -> pd.DataFrame:
     df = pd.DataFrame.from_records(
         raw.intervals,
-        columns=["job_id", "phase", "start_s", "end_s", "gpus", "gpu_type", "nodes", "gpu_ids"],
+        columns=["job_id", "phase", "start_s", "end_s", "gpus", "gpu_type", "nodes", "gpu_ids", "data_stall_s"],
     )
     for c in ("phase", "gpu_type", "nodes", "gpu_ids"):
         df[c] = df[c].astype("string")
@@ -63,7 +70,7 @@ def intervals_frame(raw) -> pd.DataFrame:
 
 
 def timeline_frame(raw) -> pd.DataFrame:
-    cols = ["time_s", "allocated_gpus", "running_jobs", "pending_jobs", "fragmented_gpus"] + [f"allocated_gpus[{t}]" for t in raw.gpu_types]
+    cols = ["time_s", "allocated_gpus", "running_jobs", "pending_jobs", "fragmented_gpus", "down_gpus"] + [f"allocated_gpus[{t}]" for t in raw.gpu_types]
     df = pd.DataFrame.from_records(raw.timeline, columns=cols)
     cap = sum(raw.capacity.values())
     df["utilization"] = df["allocated_gpus"] / cap if cap else np.nan
@@ -74,6 +81,16 @@ def events_frame(raw) -> pd.DataFrame:
     df = pd.DataFrame.from_records(raw.events, columns=["time_s", "event", "job_id", "detail"])
     df["event"] = df["event"].astype("string")
     df["detail"] = df["detail"].astype("string")
+    return df
+
+
+def storage_frame(raw) -> pd.DataFrame:
+    """The storage service over time (a step function, one row per change; empty without a
+    storage section): bytes/s moved, bandwidth available (lower during an outage), its
+    utilization against the nominal bandwidth, and checkpoint bytes kept."""
+    df = pd.DataFrame.from_records(
+        list(raw.storage), columns=["time_s", "storage_bytes_per_s", "storage_bandwidth_bytes_per_s", "checkpoint_bytes_stored"])
+    df["storage_utilization"] = df["storage_bytes_per_s"] / raw.storage_bandwidth if len(df) else pd.Series(dtype=float)
     return df
 
 

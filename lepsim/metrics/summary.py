@@ -23,8 +23,14 @@ def _mean(x: pd.Series) -> float:
     return float(x.mean()) if len(x) else math.nan
 
 
+def _makespan(jobs: pd.DataFrame) -> float:
+    ends = jobs.loc[jobs["status"] == "completed", "end_s"]
+    return float(ends.max() - jobs["submit_time_s"].min()) if len(ends) else math.nan
+
+
 def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFrame, *, capacity: dict,
-              window: tuple[float, float]) -> dict:
+              window: tuple[float, float], storage: pd.DataFrame | None = None,
+              events: pd.DataFrame | None = None) -> dict:
     """The summary dict.  ``window`` = [lo, hi] seconds: the measurement window (warm-up to end
     or to horizon − cool-down).  JCT, queueing and slowdown use completed jobs submitted
     inside the window; utilizations integrate allocations over the window."""
@@ -40,6 +46,7 @@ def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFram
         "jobs_total": int(len(jobs)),
         "jobs_completed": int((jobs["status"] == "completed").sum()),
         "jobs_unfinished": int((jobs["status"] == "unfinished").sum()),
+        "jobs_failed": int((jobs["status"] == "failed").sum()),
         "jobs_not_submitted": int((jobs["status"] == "not_submitted").sum()),
         "jobs_measured": int(len(measured)),
         "jobs_measured_completed": int(len(done)),
@@ -53,7 +60,7 @@ def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFram
         "slowdown_mean": _mean(done["slowdown"]),
         "preemptions_total": int(jobs["preemptions"].sum()),
         "migrations_total": int(jobs["migrations"].sum()),
-        "makespan_s": float(jobs["end_s"].max() - jobs["submit_time_s"].min()) if jobs["end_s"].notna().any() else math.nan,
+        "makespan_s": _makespan(jobs),
         "window_start_s": float(lo),
         "window_end_s": float(hi),
     }
@@ -81,4 +88,38 @@ def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFram
         for tenant, v in per.items():
             out[f"utilization_tenant[{tenant}]"] = float(v) / (cap_total * span)
     out["throughput_jobs_per_h"] = float(len(done)) / span * 3600.0 if span > 0 else math.nan
+    out.update(_storage_and_failures(jobs, intervals, timeline, cap_total, lo, hi, storage, events))
+    return out
+
+
+def _storage_and_failures(jobs, intervals, timeline, cap_total, lo, hi, storage, events) -> dict:
+    """Effective utilization, checkpoint overhead, lost work, storage use (docs/metrics.md)."""
+    span = hi - lo
+    out: dict = {}
+    if len(intervals):
+        s, e = intervals["start_s"].to_numpy(float), intervals["end_s"].to_numpy(float)
+        inside = np.clip(np.minimum(e, hi) - np.maximum(s, lo), 0.0, None)
+        gpus = intervals["gpus"].to_numpy(float)
+        length = e - s
+        stall_share = np.divide(intervals["data_stall_s"].to_numpy(float), length, out=np.zeros_like(length),
+                                where=length > 0)
+        phase = intervals["phase"].astype(str).to_numpy()
+        held = float(np.sum(inside * gpus))
+        computing = float(np.sum(np.where(phase == "run", inside * gpus * (1.0 - stall_share), 0.0)))
+        ckpt = float(np.sum(np.where(phase == "checkpoint", inside * gpus, 0.0)))
+    else:
+        held = computing = ckpt = 0.0
+    out["effective_utilization"] = computing / (cap_total * span) if cap_total and span > 0 else math.nan
+    out["checkpoint_overhead_share"] = ckpt / held if held > 0 else math.nan
+    out["data_stall_gpu_h"] = float((jobs["data_stall_s"] * jobs["gpus"]).sum()) / 3600.0
+    out["lost_gpu_h"] = float(jobs["lost_gpu_s"].sum()) / 3600.0
+    out["node_failures"] = int((events["event"] == "node_down").sum()) if events is not None and len(events) else 0
+    times = timeline["time_s"].to_numpy()
+    out["down_gpus_mean"] = (step_integral(times, timeline["down_gpus"].to_numpy(dtype=float), lo, hi) / span
+                             if span > 0 else math.nan)
+    if storage is not None and len(storage) and span > 0:
+        out["storage_utilization"] = step_integral(
+            storage["time_s"].to_numpy(), storage["storage_utilization"].to_numpy(dtype=float), lo, hi) / span
+    else:
+        out["storage_utilization"] = math.nan
     return out

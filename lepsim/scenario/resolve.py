@@ -155,6 +155,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
     warnings: list[Problem] = []  # skipped trace rows
     raw: list[tuple] = []  # (submit, source_rank, seq, fields)
     cpg_default, mpg_default = wl.defaults.cpus_per_gpu, wl.defaults.memory_per_gpu
+    storage = getattr(scenario, "storage", None)
 
     def canon_type(t, path):
         if t is None:
@@ -173,7 +174,8 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                                          tenant=j.tenant, model=j.model, gpu_type=gt, duration=j.duration,
                                          iterations=j.iterations, batch_size=j.batch_size, source=path,
                                          node_selector=tuple(sorted(j.node_selector.items())),
-                                         gpu_fraction=j.gpu_fraction if j.gpus == 1 else 1.0)))
+                                         gpu_fraction=j.gpu_fraction if j.gpus == 1 else 1.0,
+                                         **_data_fields(j, storage, path, problems))))
 
     for i, g in enumerate(wl.generators):
         path = f"workload.generators[{i}]"
@@ -209,13 +211,14 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
             continue
         cols = generate(g, i, streams, sim.horizon, wl.defaults)
         name = g.name or f"gen{i}"
+        data = _data_fields(g, storage, path, problems)
         for k in range(len(cols["submit"])):
             raw.append((float(cols["submit"][k]), 1 + i, k, dict(
                 name=f"{name}-{k}", gpus=int(cols["gpus"][k]), cpus=float(cols["cpus"][k]),
                 memory_bytes=float(cols["memory"][k]), tenant=cols["tenant"][k], model=cols["model"][k], gpu_type=gt,
                 duration=None if cols["duration"] is None else float(cols["duration"][k]),
                 iterations=None if cols["iterations"] is None else float(cols["iterations"][k]),
-                batch_size=g.batch_size, source=path, node_selector=selector, gpu_fraction=g.gpu_fraction)))
+                batch_size=g.batch_size, source=path, node_selector=selector, gpu_fraction=g.gpu_fraction, **data)))
 
     rank0 = 1 + len(wl.generators)
     fits: dict[tuple, str | None] = {}
@@ -237,6 +240,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
             warnings.extend(Problem(b.file, b.line, b.path, b.message + " (row skipped)") for b in bad)
         cpg = src.cpus_per_gpu if src.cpus_per_gpu is not None else cpg_default
         mpg = src.memory_per_gpu if src.memory_per_gpu is not None else mpg_default
+        data = _data_fields(src, storage, f"workload.traces[{i}]", problems)
         for k, r in enumerate(rows):
             gt = None
             if r["gpu_type"]:
@@ -257,7 +261,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                 name=r["name"] or f"trace{i}-{k}", gpus=r["gpus"], cpus=cpus, memory_bytes=mem, tenant=r["tenant"],
                 model=r["model"], gpu_type=gt, duration=r["duration"], iterations=r["iterations"],
                 batch_size=r["batch_size"], source=f"{src.path}:{r['line']}", node_selector=r["node_selector"],
-                gpu_fraction=r["gpu_fraction"])))
+                gpu_fraction=r["gpu_fraction"], **data)))
 
     # inline jobs: check they fit
     for i, j in enumerate(wl.jobs):
@@ -274,3 +278,15 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
     jobs = [JobRequest(job_id=n, submit_time=r[0], isolated=r[3]["tenant"] in isolated, **r[3])
             for n, r in enumerate(raw)]
     return jobs, problems, warnings
+
+
+def _data_fields(src, storage, path: str, problems: list) -> dict:
+    """A job source's dataset and checkpoint fields as JobRequest keywords; a dataset needs
+    a storage section to be read from (a problem otherwise)."""
+    for f in ("dataset_size", "dataset_samples"):
+        if getattr(src, f) is not None and storage is None:
+            problems.append((f"{path}.{f}", "found a dataset without a storage section, expected a top-level "
+                                            "storage: {bandwidth: ...} to read it from"))
+            break
+    return dict(dataset_bytes=src.dataset_size, dataset_samples=src.dataset_samples,
+                checkpoint_bytes=src.checkpoint_size, checkpoint_interval=src.checkpoint_interval)

@@ -300,6 +300,15 @@ class JobFields(Spec):
     gpu_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0, description="share of one GPU (compute and memory) a 1-GPU job uses; < 1 lets jobs share a GPU"
     )
+    dataset_size: Annotated[Bytes, Field(gt=0)] | None = Field(
+        None, description="bytes of training data read from storage at each start (and per epoch unless cached); "
+        "needs a storage section")
+    dataset_samples: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="samples in the dataset (with iterations and batch size: epochs, hence per-epoch reads)")
+    checkpoint_size: Annotated[Bytes, Field(gt=0)] | None = Field(
+        None, description="bytes of one checkpoint (default: the model's parameter count x storage.checkpoint_bytes_per_param)")
+    checkpoint_interval: PosDuration | None = Field(
+        None, description="write a checkpoint after this much running time (default: storage.checkpoint_interval)")
 
 
 class InlineJob(JobFields):
@@ -401,6 +410,10 @@ class TraceSource(Spec):
     tenant: str | None = Field(None, description="tenant for rows without one")
     cpus_per_gpu: Annotated[float, Field(ge=0)] | None = None
     memory_per_gpu: Annotated[Bytes, Field(ge=0)] | None = None
+    dataset_size: Annotated[Bytes, Field(gt=0)] | None = Field(None, description="every row's dataset_size (see jobs)")
+    dataset_samples: Annotated[int, Field(ge=1)] | None = Field(None, description="every row's dataset_samples")
+    checkpoint_size: Annotated[Bytes, Field(gt=0)] | None = Field(None, description="every row's checkpoint_size")
+    checkpoint_interval: PosDuration | None = Field(None, description="every row's checkpoint_interval")
 
     @model_validator(mode="after")
     def _csv_only(self):
@@ -633,6 +646,59 @@ class SchedulerSpec(Spec):
     preemption: PreemptionSpec = PreemptionSpec()
 
 
+# ----------------------------------------------------------------------------- storage and failures
+class NodeCacheSpec(Spec):
+    """A node-local cache (local NVMe): a dataset that fits is read from storage once per start."""
+
+    size: Annotated[Bytes, Field(gt=0)] = Field(description="cache bytes per node, shared by the jobs on the node")
+    bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="read bandwidth per node, shared by its jobs")
+
+
+class StorageSpec(Spec):
+    """The shared storage service: datasets are read from it, checkpoints written to it."""
+
+    bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="aggregate bandwidth, shared max-min by all transfers")
+    capacity: Annotated[Bytes, Field(gt=0)] | None = Field(
+        None, description="bytes available for checkpoints (one kept per job); a write that does not fit is refused")
+    cache: NodeCacheSpec | None = None
+    checkpoint_interval: PosDuration | None = Field(None, description="default periodic checkpoint interval of jobs")
+    checkpoint_bytes_per_param: Annotated[float, Field(gt=0)] = Field(
+        4.0, description="checkpoint bytes per model parameter when a job gives no checkpoint_size (4: fp32 weights)")
+
+
+class FaultSpec(Spec):
+    """One node failure at a given time."""
+
+    node: str = Field(description="node name, '<pool>/<k>'")
+    at: NonNegDuration
+    repair: PosDuration = Field(description="time until the node is back")
+
+
+class OutageSpec(Spec):
+    """The storage service slowed (or stopped: bandwidth 0) for a while."""
+
+    at: NonNegDuration
+    duration: PosDuration
+    bandwidth: Annotated[Bandwidth, Field(ge=0)] = Field(0.0, description="bandwidth during the outage")
+
+
+class FailuresSpec(Spec):
+    """Node failures (random from MTBF/MTTR per node, and/or listed) and storage outages."""
+
+    mtbf: DurationDist | None = Field(None, description="time between failures of each node (running time up)")
+    mttr: DurationDist | None = Field(None, description="time to repair a failed node")
+    faults: tuple[FaultSpec, ...] = ()
+    storage_outages: tuple[OutageSpec, ...] = ()
+    max_retries: Annotated[int, Field(ge=0)] = Field(
+        3, description="a job interrupted by failures more than this many times ends as failed")
+
+    @model_validator(mode="after")
+    def _both(self):
+        if (self.mtbf is None) != (self.mttr is None):
+            raise ValueError("found only one of mtbf and mttr, expected both or neither")
+        return self
+
+
 # ----------------------------------------------------------------------------- simulation
 class SimulationSpec(Spec):
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
@@ -661,6 +727,8 @@ class Scenario(Spec):
     scheduler: SchedulerSpec
     simulation: SimulationSpec = SimulationSpec()
     costs: CostsSpec = CostsSpec()
+    storage: StorageSpec | None = Field(None, description="shared storage: bandwidth-based checkpoints, restores, data reads")
+    failures: FailuresSpec | None = Field(None, description="node failures and storage outages")
     # (directory that relative paths resolve against, file name for messages); set by the loader
     _source: tuple[str, str] | None = PrivateAttr(None)
     # built nodes and jobs by workload content and seed (lepsim.build); copies share it

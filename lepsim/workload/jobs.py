@@ -30,3 +30,7 @@ class JobRequest:
     node_selector: tuple[tuple[str, str], ...] = ()   # node labels required (key, value), sorted
     isolated: bool = False        # its tenant never shares a node with another tenant
     gpu_fraction: float = 1.0     # share of one GPU when < 1 (then gpus == 1)
+    dataset_bytes: float | None = None       # read from storage at each start (see lepsim.engine.storage)
+    dataset_samples: int | None = None
+    checkpoint_bytes: float | None = None    # None: from the model's parameter count, when the catalog has it
+    checkpoint_interval: float | None = None  # running seconds between periodic checkpoints

@@ -143,6 +143,7 @@ def test_scenario_field_tables_match_the_spec_models():
         "scheduler.preemption", "simulation", "costs", "workload.services[]", "workload.services[].replicas",
         "workload.services[].batching", "workload.services[].queue", "workload.services[].slo",
         "workload.services[].arrivals", "workload.services[].arrivals.windows[]",
+        "storage", "storage.cache", "failures", "failures.faults[]", "failures.storage_outages[]",
     }
     assert seen_paths == expected
 
@@ -209,6 +210,11 @@ def test_yaml_blocks_validate_and_complete_scenarios_run(tmp_path):
             complete += 1
         elif "generators" in data:
             spec.WorkloadSpec.model_validate(data)
+        elif set(data) <= {"storage", "failures"}:  # a top-level section on its own
+            if "storage" in data:
+                spec.StorageSpec.model_validate(data["storage"])
+            if "failures" in data:
+                spec.FailuresSpec.model_validate(data["failures"])
         else:  # generator fields (distributions, labels)
             spec.PoissonGenerator.model_validate({"kind": "poisson", "rate": 1, "count": 1, "duration": 1, **data})
     assert complete >= 3
