@@ -28,6 +28,8 @@ from itertools import accumulate
 from lepsim.engine.view import CHECKPOINTING, PENDING
 
 _KNOWN = frozenset(("arrive", "start", "complete", "preempt"))
+# kinds that change neither set (a periodic checkpoint keeps its job in view.running())
+_NEUTRAL = frozenset(("checkpoint", "checkpoint_refused", "storage_outage", "storage_restored"))
 
 
 class JobSets:
@@ -75,7 +77,7 @@ class JobSets:
                 running.discard(jid)
                 lr.append(jid)
                 leaving.add(jid)
-            elif kind not in _KNOWN:
+            elif kind not in _KNOWN and kind not in _NEUTRAL:
                 return self.resync(view)
         if leaving:
             for jid in sorted(leaving):
