@@ -33,9 +33,9 @@ import numpy as np
 DEFAULT_METRICS = (
     "jobs_completed", "jobs_unfinished", "jct_mean_s", "jct_p50_s", "jct_p95_s", "jct_p99_s",
     "queueing_delay_mean_s", "queueing_delay_p95_s", "slowdown_mean", "utilization", "makespan_s",
-    "queue_length_mean", "preemptions_total",
+    "queue_length_mean", "preemptions_total", "jobs_failed", "effective_utilization", "lost_gpu_h",
 )
-INTEGER_METRICS = {"jobs_completed", "jobs_unfinished", "preemptions_total", "jobs_total"}
+INTEGER_METRICS = {"jobs_completed", "jobs_unfinished", "preemptions_total", "jobs_total", "jobs_failed"}
 DEFAULT_REL_TOL = 1e-6
 
 
