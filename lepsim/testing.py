@@ -189,6 +189,23 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
         raise InvariantError(
             f"GPU-seconds not conserved: intervals {total_iv:.9g}, timeline {total_tl:.9g}, jobs {total_jobs:.9g}"
         )
+    # communication is part of running time; no network link carries more than its capacity
+    if "comm_s" in jobs:
+        comm = jobs["comm_s"].to_numpy(dtype=float)
+        ex = jobs["executed_s"].to_numpy(dtype=float)
+        bad = ~np.isnan(comm) & ((comm < -tol) | (comm > ex * (1 + tol) + tol))
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise InvariantError(f"job {int(jobs['job_id'].iloc[k])}: comm_s {comm[k]:g} outside [0, executed_s {ex[k]:g}]")
+    links = getattr(result, "links", None)
+    if links is not None and len(links):
+        load = links["load_bytes_per_s"].to_numpy(dtype=float)
+        cap = links["capacity_bytes_per_s"].to_numpy(dtype=float)
+        over = load > cap * (1 + 1e-9) + 1e-6
+        if over.any():
+            k = int(np.argmax(over))
+            raise InvariantError(f"link {links['link'].iloc[k]} carries {load[k]:g} B/s over its capacity {cap[k]:g} "
+                                 f"at t={links['time_s'].iloc[k]:g}")
     if getattr(result, "requests", None) is not None:
         _check_requests(result, replicas, tol)
 

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from lepsim.policies.actions import Preempt, Start, Wakeup
 from lepsim.policies.base import Policy, PolicyConfig
+from lepsim.policies.placement import Strategy
 from lepsim.policies.priority import JobSets, RankedRunning, admit, candidates, place
 from lepsim.policies.registry import register
 from lepsim.units import UnitError, parse_duration
@@ -31,6 +32,11 @@ class PlacementConfig(PolicyConfig):
 
 
 class QueueConfig(PlacementConfig):
+    placement: Strategy = Field(  # type: ignore[assignment]
+        "first_fit", description="a placement strategy of lepsim.policies.placement: first_fit (first node that "
+                                 "fits), best_fit (fewest free GPUs left), pack, spread, topology (fewest nodes, then "
+                                 "racks), frag"
+    )
     skip_blocked: bool = Field(
         False, description="let later jobs start when the head of the queue does not fit (no reservation)"
     )
@@ -42,14 +48,13 @@ def _place_in_order(view, jobs, cfg: QueueConfig) -> list[Start]:
     first job that does not fit, and the scratch free map is only built when needed."""
     fm = None
     out: list[Start] = []
-    strategy = "best" if cfg.placement == "best_fit" else "first"
     for job in jobs:
         if job.gpus > 0 and (fm.free_gpus(job.gpu_type) if fm else view.free_gpus(job.gpu_type)) < job.gpus:
             placed = None
         else:
             if fm is None:
                 fm = view.free_map()
-            placed = fm.first_fit(job, cfg.consolidate, strategy)
+            placed = fm.place(job, cfg.placement, cfg.consolidate)
         if placed is None:
             if not cfg.skip_blocked:
                 break

@@ -45,6 +45,7 @@ __all__ = [
     "burst_windows",
     "ecdf",
     "jct_cdf",
+    "link_utilization_over_time",
     "queue_length_frame",
     "queue_length_over_time",
     "shade_windows",
@@ -251,6 +252,33 @@ def utilization_over_time(results: "Results", ax: "Axes | None" = None, bin="10m
     _plot_series(ax, results, _utilization_column(gpu_type), _bin_seconds(bin))
     ax.set_ylabel("GPU allocation utilization" + (f" [{gpu_type}]" if gpu_type else ""))
     ax.set_ylim(0.0, 1.05)
+    return ax
+
+
+def link_utilization_over_time(result: "Result", ax: "Axes | None" = None, *, links: Sequence[str] | None = None,
+                               kind: str | None = "uplink", top: int = 6) -> "Axes":
+    """Plot network link utilization (``Result.links``) over time as step functions, one
+    line per directed link: the ``links`` named, else the ``top`` busiest (by peak) of
+    ``kind`` (``None``: every kind).  Each row holds until the link's next row; the last
+    until ``end_time``.  Draws nothing but the axes for a run without ``cluster.network``."""
+    ax = _new_axes(ax)
+    df = result.links if result.links is not None else pd.DataFrame(columns=["link", "kind", "time_s", "utilization"])
+    if links is None:
+        pool = df if kind is None else df[df["kind"] == kind]
+        peak = pool.groupby("link", sort=True)["utilization"].max()
+        links = list(peak.sort_values(ascending=False, kind="stable").index[:top]) if len(peak) else []
+    for name in links:
+        rows = df[df["link"] == name]
+        if not len(rows):
+            continue
+        t = np.append(rows["time_s"].to_numpy(dtype=float), result.end_time) / HOUR
+        u = rows["utilization"].to_numpy(dtype=float)
+        ax.step(t, np.append(u, u[-1]), where="post", label=name)
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("link utilization")
+    ax.set_ylim(0.0, 1.05)
+    if links:
+        ax.legend(fontsize="small")
     return ax
 
 

@@ -2,6 +2,7 @@
 split of an iteration (compute + gradient all-reduce) and max-min shares of the uplinks."""
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -50,6 +51,7 @@ def split(cost, placement=(8, 8)):
     return t, c, v
 
 
+@functools.lru_cache(maxsize=1)
 def cost_model():
     from lepsim.costs import build_cost_model
     from lepsim.hardware import default_catalog
@@ -129,3 +131,76 @@ def test_no_network_keeps_profiled_times_and_comm_share():
     assert j.loc[0, "comm_s"] == pytest.approx(100 * c, rel=1e-9)
     assert math.isnan(j.loc[2, "comm_s"])  # a duration job: its communication is not modelled
     assert res.links.empty
+
+
+# ----------------------------------------------------------------------------- scenarios/network_contention.yaml
+def test_network_contention_scenario_spread_is_slower_because_of_the_uplinks():
+    """Spread over racks (first_fit), the 2-node jobs' rings share the oversubscribed ToR
+    uplinks and their all-reduce stretches; packed in racks (topology) they run at the
+    profiled speed.  Same GPUs per node in both, so the compute part is identical: the
+    whole JCT difference is communication time, and without the network it vanishes."""
+    from tests.conftest import SCENARIOS
+
+    path = SCENARIOS / "network_contention.yaml"
+    spread = lepsim.simulate(path, params={"placement": "first_fit"})
+    packed = lepsim.simulate(path, params={"placement": "topology"})
+    s, p = spread.jobs.set_index("name"), packed.jobs.set_index("name")
+    multi = [n for n in s.index if s.loc[n, "gpus"] > 8]
+    assert multi
+    topo_racks = {0: "A", 1: "B"}  # rack index by first appearance: node 0 is in A
+
+    def racks_of(res, name):
+        jid = int(res.jobs.set_index("name").loc[name, "job_id"])
+        nodes = res.intervals[res.intervals["job_id"] == jid]["nodes"].iloc[0]
+        return {topo_racks[int(x.split(":")[0]) % 2] for x in nodes.split(",")}
+
+    cost = cost_model()
+    for n in multi:
+        assert racks_of(spread, n) == {"A", "B"} and len(racks_of(packed, n)) == 1
+        assert s.loc[n, "first_start_s"] == p.loc[n, "first_start_s"] == 0.0
+        # longer, and by exactly the extra communication time (compute identical)
+        assert s.loc[n, "jct_s"] > p.loc[n, "jct_s"]
+        assert s.loc[n, "comm_s"] > p.loc[n, "comm_s"]
+        compute_s = s.loc[n, "executed_s"] - s.loc[n, "comm_s"]
+        compute_p = p.loc[n, "executed_s"] - p.loc[n, "comm_s"]
+        assert compute_s == pytest.approx(compute_p, rel=1e-9)
+        # packed: the profiled iteration time, untouched by the fabric
+        model, iters = s.loc[n, "model"], spread.scenario.workload.jobs[int(s.loc[n, "job_id"])].iterations
+        assert p.loc[n, "jct_s"] == pytest.approx(iters * cost.iteration_time(model, "V100", (8, 8)), rel=1e-12)
+    # where the time went: spread saturates both racks' uplinks, packed leaves them idle
+    up = spread.links[spread.links["kind"] == "uplink"]
+    assert up["utilization"].max() == pytest.approx(1.0)
+    assert (packed.links[packed.links["kind"] == "uplink"]["load_bytes_per_s"] == 0.0).all()
+    assert (packed.links[packed.links["kind"] == "nic"]["load_bytes_per_s"] > 0).any()  # rings on the NICs only
+    # without the network both placements give the same times (the cost model alone sees 8 + 8)
+    no_net = spread.scenario.with_overrides(values={"cluster.network": None})
+    a = lepsim.simulate(no_net, params={"placement": "first_fit"}).jobs.set_index("name")
+    b = lepsim.simulate(no_net, params={"placement": "topology"}).jobs.set_index("name")
+    for n in multi:
+        assert a.loc[n, "jct_s"] == b.loc[n, "jct_s"] == p.loc[n, "jct_s"]
+
+
+def test_link_utilization_plot_and_topology_drawing():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lepsim.report import plots
+
+    cost = cost_model()
+    t, c, v = split(cost)
+    jobs = [{"gpus": 16, "model": MODEL, "iterations": 100.0, "gpu_type": GPU}]
+    res = lepsim.simulate(scenario(jobs, [[0, 2]], {"nodes_per_rack": 2, "uplink_bandwidth": v / c}))
+    fig, (a, b) = plt.subplots(1, 2)
+    plots.link_utilization_over_time(res, a)
+    # the ring crosses both racks' uplinks, one way each: four directed uplinks at 100 %
+    assert sorted(line.get_label() for line in a.get_lines()) == [
+        "spine>tor:0", "spine>tor:1", "tor:0>spine", "tor:1>spine"]
+    assert all(max(line.get_ydata()) == pytest.approx(1.0) for line in a.get_lines())
+    from lepsim.build import build_parts
+
+    parts, _ = build_parts(res.scenario)
+    parts.topology.draw(b)
+    assert b.get_title().startswith("leaf-spine topology: 4 nodes")
+    plt.close(fig)
