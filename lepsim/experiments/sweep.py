@@ -344,13 +344,14 @@ def run_sweep(sweep: Sweep | str | Path, folder: str | Path, *, workers: int | N
         if progress is not None:
             progress(len(done) + len(failed), total)
 
+    ray_started = _ray_connect(ray) if ray is not None and todo else None   # before anything is written
     try:
         if todo:
             (folder / "cells").mkdir(parents=True, exist_ok=True)
         if not todo:
             pass
         elif ray is not None:
-            _run_ray(sweep, todo, ray, finished)
+            _run_ray(sweep, todo, finished, shutdown=ray_started)
         elif (workers or default_workers()) <= 1 or len(todo) == 1:
             for c in todo:
                 finished(c, *_guarded(run_cell, _task(sweep, c)))
@@ -389,13 +390,19 @@ def _run_pool(sweep: Sweep, todo: list[Cell], workers: int, finished) -> None:
             raise
 
 
-def _run_ray(sweep: Sweep, todo: list[Cell], address: str, finished) -> None:
+def _ray_connect(address: str) -> bool:
+    """Connect to Ray (unless this process already is); True when this call connected."""
     import ray
 
-    started = False
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)
-        started = True
+    if ray.is_initialized():
+        return False
+    ray.init(address=address, log_to_driver=False)
+    return True
+
+
+def _run_ray(sweep: Sweep, todo: list[Cell], finished, *, shutdown: bool) -> None:
+    import ray
+
     try:
         remote = ray.remote(num_cpus=1)(_guarded)
         pending = {remote.remote(run_cell, _task(sweep, c)): c for c in todo}
@@ -404,5 +411,5 @@ def _run_ray(sweep: Sweep, todo: list[Cell], address: str, finished) -> None:
             for ref in ready:
                 finished(pending.pop(ref), *ray.get(ref))
     finally:
-        if started:
+        if shutdown:
             ray.shutdown()

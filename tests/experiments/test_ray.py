@@ -47,3 +47,4 @@ def test_ray_sweep_equals_local_bit_for_bit(sweep_folder, ray_local, capsys):
     assert rc == 0, capsys.readouterr().err
     assert (sweep_folder / "cli" / "results.parquet").read_bytes() == local.path.read_bytes()
     assert sorted(os.listdir(sweep_folder / "cli" / "cells")) == sorted(os.listdir(sweep_folder / "local" / "cells"))
+

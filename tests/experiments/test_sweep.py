@@ -199,3 +199,67 @@ def test_example_sweep_in_the_docs_loads():
     sw = load_sweep(DATA.parents[1] / "scenarios" / "sweeps" / "steady_load.yaml")
     assert len(sw.cells) == 4 * 3 * 3 and sw.name == "steady_load"
     assert [c.policy.label for c in sw.cells[:9:3]] == ["fifo", "sjf", "las[thresholds=[1h,10h]]"]
+
+
+KILL_SWEEP = """\
+scenario: {root}/scenarios/steady.yaml
+set:
+  cluster.pools[0].count: 8
+  simulation.horizon: 36h
+grid:
+  workload.generators[0].rate: [15/h, 24/h]
+policies: [fifo, las]
+seeds: 3
+"""
+
+
+@pytest.mark.slow
+def test_killed_sweep_process_resumes_with_only_the_missing_cells(tmp_path):
+    """SIGKILL a `lepsim sweep` process mid-run: the cells it recorded are kept, a rerun
+    simulates only the others, and the table is the one an uninterrupted run writes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "kill.yaml").write_text(KILL_SWEEP.format(root=DATA.parents[1]))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "lepsim", "sweep", str(tmp_path / "kill.yaml"), "--out", str(out),
+                             "--workers", "1", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((out / "cells").glob("*.json"))) >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    if proc.returncode != -signal.SIGKILL:
+        pytest.skip(f"the sweep finished before it could be killed (rc {proc.returncode})")
+    recorded = len(list((out / "cells").glob("*.json")))
+    assert 3 <= recorded < 12 and not (out / "results.parquet").exists()
+    again = run_sweep(tmp_path / "kill.yaml", out, workers=1)
+    assert (again.ran, again.reused, again.failed) == (12 - recorded, recorded, {})
+    fresh = run_sweep(tmp_path / "kill.yaml", tmp_path / "fresh", workers=1)
+    assert again.path.read_bytes() == fresh.path.read_bytes()
+
+
+@pytest.mark.slow
+def test_no_ray_cluster_is_one_line_exit_2_nothing_written(sweep_folder):
+    """`--ray auto` with no cluster running: exit 2, one line, no sweep folder (a subprocess,
+    so that this process's ray stays unimported for the loopback fixture)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "lepsim", "sweep", str(sweep_folder / "load.yaml"), "--out",
+                           str(sweep_folder / "out"), "--ray", "auto", "--no-progress"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("a Ray cluster is running on this machine")
+    assert proc.returncode == 2 and proc.stderr.startswith("lepsim: --ray auto: cannot connect: ")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (sweep_folder / "out").exists()
