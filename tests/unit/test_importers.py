@@ -19,7 +19,6 @@ from lepsim.scenario.spec import TraceSource
 from lepsim.workload import importers
 from lepsim.workload.importers import ImportOptions, read_format
 from lepsim.workload.importers.canonical import peak_concurrent_gpus
-from lepsim.workload.importers.common import fractional_gpus
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU_ONLY_SCHEDULED = 1052  # awk -F, '$4==0 && $11!=""' on the pod list
@@ -120,13 +119,10 @@ def test_alibaba_pods_sample() -> None:
     # 8152 pods: 897 never scheduled, 2573 scheduled ones ask a share of one GPU (gpu_milli < 1000)
     notes = [(n.line, n.message.split(" (lines")[0]) for n in res.notes]
     assert notes[0] == (63, "897 rows never scheduled (no scheduled_time, so no runtime): left out")
-    if fractional_gpus():
-        assert len(res.rows) == 4682 + 2573 and len(notes) == 1
-        r = next(x for x in res.rows if x["line"] == 3)  # openb-pod-0001,6000,12288,1,460,...
-        assert (r["gpus"], r["gpu_fraction"], r["cpus"]) == (1, 0.46, 6.0)
-    else:
-        assert len(res.rows) == 4682
-        assert notes[1] == (3, "2573 rows asking a GPU share (gpu_milli < 1000), which the engine cannot place: left out")
+    assert len(res.rows) == 8152 - 897 and len(notes) == 1
+    r = next(x for x in res.rows if x["line"] == 3)  # openb-pod-0001,6000,12288,1,460,...
+    assert (r["gpus"], r["gpu_fraction"], r["cpus"]) == (1, 0.46, 6.0)
+    assert sum(1 for x in res.rows if x["gpu_fraction"] < 1) == 2573
     r = res.rows[0]  # openb-pod-0000,12000,16384,1,1000,,LS,Running,0,12537496,0
     assert (r["name"], r["cpus"], r["memory"], r["gpus"], r["submit"], r["duration"], r["tenant"], r["gpu_type"]) == (
         "openb-pod-0000", 12.0, 16384 * 2**20, 1, 0.0, 12537496.0, "LS", None)
@@ -277,7 +273,7 @@ def _jobs(path: Path) -> list[tuple]:
     parts, problems = build_parts(lepsim.load_scenario(path))
     assert not problems
     return [(j.job_id, j.name, j.submit_time, j.gpus, j.cpus, j.memory_bytes, j.tenant, j.model, j.gpu_type,
-             j.duration, j.iterations, j.batch_size) for j in parts.jobs]
+             j.duration, j.iterations, j.batch_size, j.gpu_fraction, j.node_selector) for j in parts.jobs]
 
 
 @pytest.mark.parametrize("fmt,rel,pools", [
@@ -349,13 +345,10 @@ def test_philly_scenario_short_horizon(tmp_path, philly) -> None:
         assert set(r.jobs["tenant"]) <= {x["tenant"] for x in philly.rows[:3000]}
 
 
-@pytest.mark.parametrize("supported", [False, True])
-def test_alibaba_gpu_shares(supported, tmp_path, monkeypatch) -> None:
-    """A share of one GPU becomes gpu_fraction when the engine has fractional GPUs (else the
-    pod is left out, with a note); a share of several GPUs is always left out."""
-    from lepsim.workload.importers import alibaba, canonical
+def test_alibaba_gpu_shares(tmp_path) -> None:
+    """A share of one GPU becomes gpu_fraction; a share of several GPUs is left out (a note)."""
+    from lepsim.workload.importers import canonical
 
-    monkeypatch.setattr(alibaba, "fractional_gpus", lambda: supported)
     (tmp_path / "p.csv").write_text(
         "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n"
         "a,1000,1024,1,460,,LS,Running,0,100,0\n"
@@ -363,20 +356,14 @@ def test_alibaba_gpu_shares(supported, tmp_path, monkeypatch) -> None:
         "c,2500,1024,1,1000,V100M16|V100M32,BE,Running,5,100,10\n")
     res = read_format("alibaba-pods", tmp_path / "p.csv", "p.csv", ImportOptions())
     assert not res.problems
-    got = [(r["name"], r["gpus"], r["gpu_fraction"], r["gpu_type"], r["cpus"]) for r in res.rows]
-    c = ("c", 1, 1.0, "V100", 2.5)
-    if supported:
-        assert got == [("a", 1, 0.46, None, 1.0), c]
-        assert [str(n) for n in res.notes] == [
-            "p.csv:3: 1 row asking a GPU share (gpu_milli < 1000) of more than one GPU, which the engine cannot place: "
-            "left out (lines 3)"]
-        assert canonical.to_csv_text(res.rows).splitlines()[:2] == [
-            "name,submit_time,gpus,duration,iterations,tenant,model,gpu_type,cpus,memory,batch_size,gpu_fraction",
-            "a,0,1,100,,LS,,,1,1073741824,,0.46"]
-    else:
-        assert got == [c]
-        assert [n.line for n in res.notes] == [2]
-        assert "gpu_fraction" not in canonical.to_csv_text(res.rows)
+    assert [(r["name"], r["gpus"], r["gpu_fraction"], r["gpu_type"], r["cpus"]) for r in res.rows] == [
+        ("a", 1, 0.46, None, 1.0), ("c", 1, 1.0, "V100", 2.5)]
+    assert [str(n) for n in res.notes] == [
+        "p.csv:3: 1 row asking a share (gpu_milli < 1000) of more than one GPU, which the engine cannot place: "
+        "left out (lines 3)"]
+    assert canonical.to_csv_text(res.rows).splitlines()[:2] == [
+        "name,submit_time,gpus,duration,iterations,tenant,model,gpu_type,cpus,memory,batch_size,gpu_fraction",
+        "a,0,1,100,,LS,,,1,1073741824,,0.46"]
 
 
 def test_time_unit_is_for_csv_only(tmp_path) -> None:

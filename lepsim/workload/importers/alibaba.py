@@ -9,7 +9,7 @@ Pods (one job per pod):
 | ``creation_time`` (s) | ``submit`` | seconds as is, ≥ 0 |
 | ``scheduled_time``, ``deletion_time`` (s) | ``duration`` | deletion_time − scheduled_time (the time the pod held its node), > 0 |
 | ``num_gpu`` | ``gpus`` | integer ≥ 0 (0 = CPU-only pod) |
-| ``gpu_milli`` (1000 = a whole GPU) | ``gpu_fraction`` | × 1e-3 (``common.MILLI``) = the share of each GPU; a share < 1 of one GPU needs an engine with fractional GPUs, else the pod is left out (see below) |
+| ``gpu_milli`` (1000 = a whole GPU) | ``gpu_fraction`` | × 1e-3 (``common.MILLI``) = the share of each GPU; a pod asking a share < 1 of several GPUs is left out (see below) |
 | ``cpu_milli`` | ``cpus`` | × 1e-3 cores (``common.MILLI``) |
 | ``memory_mib`` | ``memory`` | × 2**20 bytes (``common.MIB``) |
 | ``gpu_spec`` (empty = any; ``A\|B`` = either) | ``gpu_type`` | each name through ``GPU_MODELS`` (or the user's ``gpu_types``); alternatives must map to one catalog type |
@@ -17,9 +17,9 @@ Pods (one job per pod):
 | ``pod_phase`` | – | not used |
 
 Left out, and reported as one note each (never errors): pods never scheduled (no
-``scheduled_time``: they have no runtime), and pods asking a GPU share (``gpu_milli`` <
-1000) that lepsim cannot place: all of them while the engine has whole GPUs only
-(``JobRequest`` without ``gpu_fraction``), else only shares of more than one GPU.
+``scheduled_time``: they have no runtime), and pods asking a share (``gpu_milli`` < 1000)
+of more than one GPU, which lepsim's fractional GPUs (a share of one GPU) cannot express;
+the bundled pod list has none.
 
 Nodes (identical nodes become one pool, in order of first appearance):
 
@@ -35,8 +35,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lepsim.workload.importers.common import (MIB, MILLI, ImportResult, Rows, fractional_gpus, job_row, number,
-                                              summarize_lines)
+from lepsim.workload.importers.common import MIB, MILLI, ImportResult, Rows, job_row, number, summarize_lines
 
 POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "qos", "pod_phase",
                "creation_time", "deletion_time", "scheduled_time")
@@ -59,7 +58,6 @@ def read(path: Path, display: str, options) -> ImportResult:
                 required=("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "creation_time",
                           "deletion_time", "scheduled_time"))
     gmap = _gpu_map(options)
-    shares_ok = fractional_gpus()
     out: list[dict] = []
     unscheduled: list[int] = []
     shares: list[int] = []
@@ -97,7 +95,7 @@ def read(path: Path, display: str, options) -> ImportResult:
             continue
         frac = 1.0
         if g and milli < 1000:
-            if not shares_ok or g != 1:
+            if g != 1:
                 shares.append(line)
                 continue
             frac = milli * MILLI
@@ -107,9 +105,8 @@ def read(path: Path, display: str, options) -> ImportResult:
     if unscheduled:
         notes.append(summarize_lines(display, unscheduled, "never scheduled (no scheduled_time, so no runtime): left out"))
     if shares:
-        notes.append(summarize_lines(display, shares, "asking a GPU share (gpu_milli < 1000)"
-                                     + (" of more than one GPU" if shares_ok else "")
-                                     + ", which the engine cannot place: left out"))
+        notes.append(summarize_lines(display, shares, "asking a share (gpu_milli < 1000) of more than one GPU, "
+                                                      "which the engine cannot place: left out"))
     return ImportResult(out, rows.problems, notes)
 
 

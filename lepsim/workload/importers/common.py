@@ -192,18 +192,12 @@ def job_row(line: int, submit: float, gpus: int, *, duration: float | None = Non
             cpus: float | None = None, memory: float | None = None, batch_size: int | None = None,
             gpu_fraction: float = 1.0) -> dict:
     """One job row in SI units (the shape the CSV reader returns).  ``gpu_fraction`` < 1 is
-    the share of one GPU a 1-GPU job uses (engines with fractional GPUs); ``node_selector``
+    the share of one GPU a 1-GPU job uses; ``node_selector``
     (required node labels) is empty: no upstream format has one."""
     return dict(line=line, submit=submit, gpus=gpus, duration=duration, iterations=iterations, name=name or None,
                 tenant=tenant, model=model or None, gpu_type=gpu_type or None, cpus=cpus, memory=memory,
                 batch_size=batch_size, gpu_fraction=gpu_fraction, node_selector=())
 
-
-def fractional_gpus() -> bool:
-    """Whether this lepsim's jobs can ask a share of one GPU (``JobRequest.gpu_fraction``)."""
-    from lepsim.workload.jobs import JobRequest
-
-    return "gpu_fraction" in JobRequest.__dataclass_fields__
 
 
 def summarize_lines(display: str, lines: list[int], what: str) -> Problem:
