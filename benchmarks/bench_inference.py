@@ -45,14 +45,15 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true", help="skip the (slow) tracemalloc run")
     args = ap.parse_args()
     sc = scenario(args.requests, args.rate, args.router)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r = lepsim.simulate(sc)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     st = r.stats
     s = r.summary
     n = len(r.requests)
     print(f"{n:,} requests, 16 replicas of llama-2-7b on A100-80GB, continuous batching, router {args.router}")
-    print(f"wall total {wall:.2f} s  (simulate {st['wall_simulate_s']:.2f} s, metrics {st['wall_metrics_s']:.2f} s)")
+    print(f"wall total {wall:.2f} s, CPU {cpu:.2f} s  (simulate {st['wall_simulate_s']:.2f} s, "
+          f"metrics {st['wall_metrics_s']:.2f} s; the rest builds the workload and the cost model)")
     print(f"simulated requests per wall-second: {n / st['wall_simulate_s']:,.0f} (simulate only), {n / wall:,.0f} (total)")
     print(f"completed {s['requests_completed[chat]']:,}, ttft p99 {s['ttft_p99_s[chat]']:.3f} s, "
           f"tpot p99 {s['tpot_p99_s[chat]']:.4f} s, SLO attainment {s['slo_attainment[chat]']:.4f}, "

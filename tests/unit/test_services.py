@@ -24,7 +24,9 @@ def write_trace(path, rows):
     lines = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
     for t, p, o in rows:
         sec = 3 + t
-        lines.append(f"2023-11-16 18:00:{int(sec):02d}.{round((sec % 1) * 1e7):07d},{p},{o}")
+        m, sec = divmod(sec, 60)
+        frac = round((sec % 1) * 1e7)
+        lines.append(f"2023-11-16 18:{int(m):02d}:{int(sec):02d}.{frac:07d},{p},{o}")
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
@@ -329,3 +331,34 @@ def test_spec_rejects_inconsistent_services():
                                  "workload": {"services": [{"name": "s", "gpu_type": GPU, "service_time": 1,
                                                             "arrivals": {"kind": "poisson", "rate": 1}}]},
                                  "scheduler": {"policy": "fifo"}})
+
+
+# ----------------------------------------------------------------------------- the autoscaler
+def test_autoscaler_forecast_and_scale_down_delay(tmp_path):
+    # 2 requests/s (every 0.5 s) for 60 s, 1 s each; 4 replicas at first; target 1 outstanding each
+    tr = write_trace(tmp_path / "t.csv", [(k / 2, 1, 1) for k in range(120)])
+    sc = svc_scenario({**model_free(tr), "replicas": {"min": 1, "max": 8, "initial": 4}},
+                      policy="inference-autoscaler",
+                      params={"interval": 10, "window": 10, "target_concurrency": 1, "scale_down_delay": 30},
+                      horizon=150)
+    r = lepsim.simulate(sc)
+    ev = r.events
+    scale = [(t, d) for t, d in ev[ev["event"] == "scale"][["time_s", "detail"]].itertuples(index=False)]
+    # from t=10: λ = 2/s, W = 1 s → C = 2 → 2 replicas; no scale-down before 30 s of watching;
+    # after the stream (last arrival 59.5) the need is 1, applied once the 30 s history holds
+    # no larger need (the decision at t=60 still saw 2): at t=100
+    assert scale == [(30.0, "s=2"), (100.0, "s=1")]
+    assert r.requests["e2e_s"].max() == 1.0  # nobody waited
+    reps = r.jobs[r.jobs["kind"] == "inference-replica"]
+    assert (reps["status"] == "retired").sum() == 3
+
+
+def test_autoscaler_keeps_more_requests_in_slo_than_its_minimum(tmp_path):
+    data = {"service_time": {"dist": "exponential", "mean": 0.5}, "cold_start": 5, "max_outstanding": 2,
+            "arrivals": {"kind": "burst", "rate": 2, "factor": 5, "windows": [{"start": 60, "end": 120}]},
+            "slo": {"e2e": {"p99": 3}}}
+    fixed = lepsim.simulate(svc_scenario({**data, "replicas": 1}, horizon=200))
+    auto = lepsim.simulate(svc_scenario({**data, "replicas": {"min": 1, "max": 8}}, horizon=200,
+                                        policy="inference-autoscaler", params={"target_concurrency": 1}))
+    assert auto.summary["slo_attainment[s]"] > fixed.summary["slo_attainment[s]"] + 0.2
+    assert 1 < auto.summary["replicas_mean[s]"] < 8
