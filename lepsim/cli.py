@@ -60,7 +60,7 @@ def fmt_value(key: str, v) -> str:
         from lepsim.units import format_duration
 
         return format_duration(float(v))
-    if key.startswith("utilization"):
+    if key.startswith("utilization") or key.endswith(("_utilization", "_share")):
         return f"{100 * float(v):.1f}%"
     if isinstance(v, float):
         return f"{v:.3g}"
@@ -84,6 +84,20 @@ SUMMARY_ROWS = (
 )
 
 
+# shown when a run has a storage section (storage_utilization is a number) or saw failures
+STORAGE_ROWS = (
+    ("effective_utilization", "effective GPU utilization (computing)"),
+    ("checkpoint_overhead_share", "checkpoint overhead share"),
+    ("data_stall_gpu_h", "data stall GPU-h"),
+    ("storage_utilization", "storage utilization"),
+)
+FAILURE_ROWS = (
+    ("node_failures", "node failures"),
+    ("jobs_failed", "failed jobs"),
+    ("lost_gpu_h", "GPU-h lost to failures"),
+)
+
+
 def summary_table(summaries: list[dict], title: str = "") -> Table:
     t = Table(title=title or None, show_header=True, header_style="bold")
     t.add_column("metric")
@@ -92,6 +106,11 @@ def summary_table(summaries: list[dict], title: str = "") -> Table:
     keys = list(SUMMARY_ROWS)
     extra = sorted({k for s in summaries for k in s if k.startswith("utilization[")})
     keys += [(k, f"  utilization {k[len('utilization['):-1]}") for k in extra]
+    if any(isinstance(s.get("storage_utilization"), float) and not math.isnan(s["storage_utilization"])
+           for s in summaries):
+        keys += list(STORAGE_ROWS)
+    if any(s.get("node_failures") or s.get("jobs_failed") for s in summaries):
+        keys += list(FAILURE_ROWS)
     for key, label in keys:
         t.add_row(label, *(fmt_value(key, s.get(key)) for s in summaries))
     return t

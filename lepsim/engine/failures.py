@@ -81,6 +81,6 @@ class Failures:
 
     def _outage(self, bandwidth: float | None) -> None:
         st = self.sim.storage
-        st.link.set_capacity(st.link.nominal if bandwidth is None else bandwidth)
+        st.set_bandwidth(st.nominal if bandwidth is None else bandwidth)
         self.sim._events.append((self.sim.env.now, "storage_outage" if bandwidth is not None else "storage_restored",
                                  -1, "" if bandwidth is None else f"{bandwidth:g}"))

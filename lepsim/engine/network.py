@@ -196,6 +196,19 @@ class Network:
         self._changed()
         return s
 
+    def flow(self, src: str, dst: str, demand_bytes_per_s: float,
+             on_rate: Callable[[float], None] | None = None) -> Sustained:
+        """A sustained one-way flow from ``src`` to ``dst`` at up to ``demand_bytes_per_s``
+        (a storage read stream, say) until :meth:`stop`; ``on_rate(rate)`` at every change."""
+        d = float(demand_bytes_per_s)
+        if math.isnan(d) or d < 0:
+            raise ValueError(f"sustained demand {demand_bytes_per_s!r}: expected >= 0 bytes/s")
+        s = Sustained((src, dst), d, on_rate)
+        s.fid = self.fabric.add(self.topology.path(src, dst), demand=d)
+        self._by_fid[s.fid] = s
+        self._changed()
+        return s
+
     def set_demand(self, s: Sustained, demand_bytes_per_s: float) -> None:
         s.demand = float(demand_bytes_per_s)
         self.fabric.set_demand(s.fid, s.demand)

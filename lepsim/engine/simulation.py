@@ -130,7 +130,7 @@ class _Job:
         self.phase_stall = 0.0
         self.seg = 0                 # running-segment counter (periodic checkpoint timers)
         self.sflow = None            # the storage transfer of the current phase
-        self.streams: list = []      # (link, flow id, demand) of the per-epoch reads while running
+        self.streams: list = []      # (rate(), stop(), demand) of the per-epoch reads while running
         self.cache_shares: dict = {}
         self.ckpt_work = 0.0         # work saved by the last committed checkpoint
         self.ckpt_exec = 0.0         # executed seconds when that checkpoint's state was taken
@@ -259,7 +259,7 @@ class Simulation:
             j.work_total = self.cost.work(j.req)
             j.isolated_runtime = self._isolated_runtime(j.req, j.work_total)
             j.ckpt_bytes = self._checkpoint_bytes(j.req)
-        st_bw = self.storage.link.nominal if self.storage is not None else 1.0
+        st_bw = self.storage.nominal if self.storage is not None else 1.0
         pre_s = max([j.ckpt_bytes / st_bw for j in self._jobs if j.ckpt_bytes is not None], default=0.0)
         self.max_checkpoint_s = max(pre_s, pre.checkpoint) if self.storage is not None else pre.checkpoint
         self._n_train = len(self._jobs)     # training jobs; service replicas get the ids after them
@@ -564,7 +564,7 @@ class Simulation:
         if j.ckpt_count > 0:
             if j.ckpt_bytes is not None:
                 self._enter(j, RESTORING)
-                j.sflow = self.storage.transfer(j.ckpt_bytes, self._phase_done_cb(j))
+                j.sflow = self.storage.transfer(j.ckpt_bytes, self._phase_done_cb(j), j.node_shares)
                 return
             if self._restore > 0:
                 self._enter(j, RESTORING)
@@ -575,7 +575,7 @@ class Simulation:
     def _load(self, j: _Job) -> None:
         if self.storage is not None and j.req.dataset_bytes:
             self._enter(j, LOADING)
-            j.sflow = self.storage.transfer(j.req.dataset_bytes, self._phase_done_cb(j))
+            j.sflow = self.storage.transfer(j.req.dataset_bytes, self._phase_done_cb(j), j.node_shares)
         else:
             self._begin_run(j)
 
@@ -718,21 +718,26 @@ class Simulation:
         gpus = max(j.req.gpus, 1)
         shares = {ni: j.req.dataset_bytes * k / gpus for ni, k in j.node_shares}
         jid = j.req.job_id
+        changed = functools.partial(self._stream_changed, jid)
         if st.cache_reserve(shares):
             j.cache_shares = shares
             for ni, k in j.node_shares:
                 link = st.cache_link(ni)
                 d = demand * k / gpus
-                j.streams.append((link, link.stream(d, lambda _r, jid=jid: self._stream_changed(jid)), d))
+                fid = link.stream(d, lambda _r: changed())
+                j.streams.append((functools.partial(link.rate, fid), functools.partial(link.cancel, fid), d))
         else:
-            j.streams.append((st.link, st.link.stream(demand, lambda _r, jid=jid: self._stream_changed(jid)), demand))
+            j.streams = st.streams(j.node_shares, demand, changed)
         self._stream_changed(jid)
 
     def _stream_changed(self, jid: int) -> None:
         j = self._jobs[jid]
         if j.state != RUNNING or not j.streams:
             return
-        f = min(min(link.rate(fid) / d, 1.0) for link, fid, d in j.streams)
+        rates = [(rate(), d) for rate, _stop, d in j.streams]
+        if any(math.isnan(r) for r, _ in rates):
+            return  # the network has not shared its rates yet (it settles at this same instant)
+        f = min(min(r / d, 1.0) for r, d in rates)
         if 1.0 - f == j.stall_frac:
             return
         j.stop_running(self.env.now)
@@ -743,8 +748,8 @@ class Simulation:
     def _close_streams(self, j: _Job) -> None:
         streams, j.streams = j.streams, []
         j.stall_frac = 0.0
-        for link, fid, _d in streams:
-            link.cancel(fid)
+        for _rate, stop, _d in streams:
+            stop()
         if j.cache_shares:
             self.storage.cache_release(j.cache_shares)
             j.cache_shares = {}
@@ -777,7 +782,7 @@ class Simulation:
         j.ckpt_pending = (j.work_done, j.executed)
         if j.ckpt_bytes is not None:
             if self.storage.fits(j.req.job_id, j.ckpt_bytes):
-                j.sflow = self.storage.transfer(j.ckpt_bytes, self._phase_done_cb(j))
+                j.sflow = self.storage.transfer(j.ckpt_bytes, self._phase_done_cb(j), j.node_shares, write=True)
                 return
             self._events.append((self.env.now, "checkpoint_refused", j.req.job_id, "storage full"))
             j.ckpt_pending = (j.ckpt_work, j.ckpt_exec)  # nothing new is saved
@@ -1173,6 +1178,8 @@ class Simulation:
         self._schedule_next_arrival()
         if self._round:
             self._at(self._round, P_WAKEUP, self._tick)
+        if self.storage is not None:
+            self.storage.start()
         if self.failures is not None:
             self.failures.start()
         env = self.env
@@ -1225,15 +1232,11 @@ class Simulation:
             links=self.network.utilization_records(),
             services=self.services,
             storage=self._storage_rows(end),
-            storage_bandwidth=self.storage.link.nominal if self.storage is not None else math.nan,
+            storage_bandwidth=self.storage.nominal if self.storage is not None else math.nan,
         )
 
     def _storage_rows(self, end: float) -> list:
-        st = self.storage
-        if st is None:
-            return []
-        st.link._advance()
-        return [r for r in st.utilization_frame_rows() if r[0] <= end]
+        return self.storage.rows(end) if self.storage is not None else []
 
 
 def _packed(gpus: int, gpn: int) -> tuple[int, ...]:

@@ -21,8 +21,13 @@ Model (docs/engine.md, "Storage, checkpoints and failures"):
   stall** (accounted in the engine, not in the cost model's ``data_stall`` hook, because it
   depends on the other flows of the moment).
 
-All transfers go through :meth:`Storage.transfer` (the one place to route them through the
-network fabric's ``sim.network.transfer`` when a scenario declares a network).
+**With a network** (a scenario's ``cluster.network``), the storage service is the fabric's
+``storage`` endpoint instead: its cables carry at most ``storage.bandwidth`` in each
+direction (full duplex: reads and writes do not compete), every transfer is one flow per
+node of the job (its share of the bytes, in proportion to its GPUs there) through
+``sim.network.transfer``, and every stream a one-way sustained flow (``sim.network.flow``),
+all shared max-min with the other traffic on the links they cross (a job's all-reduce, say).
+The node-local caches stay per-node resources off the network.
 """
 from __future__ import annotations
 
@@ -33,9 +38,9 @@ EPS_BYTES = 1e-6  # a transfer with fewer bytes left than this (relative to its 
 
 
 class _Flow:
-    __slots__ = ("fid", "size", "remaining", "demand", "rate", "on_done", "on_rate")
+    __slots__ = ("fid", "size", "remaining", "demand", "rate", "on_done", "on_rate", "write")
 
-    def __init__(self, fid, size, demand, on_done, on_rate):
+    def __init__(self, fid, size, demand, on_done, on_rate, write=False):
         self.fid = fid
         self.size = size
         self.remaining = size
@@ -43,6 +48,7 @@ class _Flow:
         self.rate = 0.0
         self.on_done = on_done
         self.on_rate = on_rate
+        self.write = write
 
 
 class SharedLink:
@@ -60,12 +66,12 @@ class SharedLink:
         self._t = 0.0
         self._version = 0
         self.moved = 0.0              # bytes moved in all, for utilization
-        self.record: list[tuple] = []  # (time, total rate bytes/s, capacity bytes/s)
+        self.record: list[tuple] = []  # (time, read bytes/s, write bytes/s, capacity bytes/s)
 
     # --- flows
-    def transfer(self, nbytes: float, on_done: Callable[[], None]) -> int:
+    def transfer(self, nbytes: float, on_done: Callable[[], None], write: bool = False) -> int:
         """A finite transfer of ``nbytes``; ``on_done()`` when its last byte has moved."""
-        return self._add(_Flow(self._id(), float(nbytes), math.inf, on_done, None))
+        return self._add(_Flow(self._id(), float(nbytes), math.inf, on_done, None, write))
 
     def stream(self, demand: float, on_rate: Callable[[float], None]) -> int:
         """A sustained flow wanting ``demand`` bytes/s; ``on_rate(rate)`` whenever its rate changes."""
@@ -128,8 +134,8 @@ class SharedLink:
             if f.on_rate is not None and r != f.rate:
                 changed.append(f)
             f.rate = r
-        total = sum(f.rate for f in flows)
-        rec = (self.sim.env.now, total, self.capacity)
+        written = sum(f.rate for f in flows if f.write)
+        rec = (self.sim.env.now, sum(f.rate for f in flows) - written, written, self.capacity)
         if self.record and self.record[-1][0] == rec[0]:
             self.record[-1] = rec
         else:
@@ -165,7 +171,7 @@ class Storage:
     def __init__(self, sim, spec, nodes, priority: int = 0):
         self.sim = sim
         self.spec = spec
-        self.link = SharedLink(sim, spec.bandwidth, "storage", priority)
+        self.nominal = spec.bandwidth
         self._priority = priority
         self.cache_links: dict[int, SharedLink] = {}
         self.cache_free = [spec.cache.size for _ in nodes] if spec.cache is not None else None
@@ -173,14 +179,69 @@ class Storage:
         self.stored: dict[int, float] = {}  # job id -> bytes of its kept checkpoint
         self.used = 0.0
         self.used_record: list[tuple] = [(0.0, 0.0)]
+        net = getattr(sim, "network", None)
+        self.net = net if net is not None and net.constrained else None
+        self.link = None
+        if self.net is None:
+            self.link = SharedLink(sim, spec.bandwidth, "storage", priority)
+        else:
+            topo = self.net.topology
+            self._out = [i for i in topo.links_at("storage") if topo.link_names[i].startswith("storage>")]
+            self._in = [i for i in topo.links_at("storage") if topo.link_names[i].endswith(">storage")]
+            self._cable = {i: float(topo.capacities[i]) for i in self._out + self._in}
 
-    # --- the one function every transfer goes through (a network fabric routes it later)
-    def transfer(self, nbytes: float, on_done: Callable[[], None]) -> tuple:
-        return ("storage", self.link.transfer(nbytes, on_done))
+    def start(self) -> None:
+        """At the start of the run: cap the storage cables at the service's bandwidth."""
+        if self.net is not None:
+            self.set_bandwidth(self.nominal)
+
+    def set_bandwidth(self, bw: float) -> None:
+        """The service's bandwidth now (an outage lowers it; ``nominal`` is the scenario's)."""
+        if self.net is None:
+            self.link.set_capacity(bw)
+        else:
+            for i, cable in self._cable.items():
+                self.net.set_capacity(i, min(cable, bw))
+
+    # --- the one place transfers and streams go through
+    def transfer(self, nbytes: float, on_done: Callable[[], None], shares=(), write: bool = False) -> tuple:
+        """Move ``nbytes`` between the storage and the job's nodes ``shares`` ((node, GPUs
+        there), ...); ``on_done()`` when every byte has moved.  Returns a handle for cancel."""
+        if self.net is None or not shares:
+            return ("link", self.link.transfer(nbytes, on_done, write))
+        total = sum(k for _, k in shares)
+        parts = [(ni, nbytes * k / total if total else nbytes / len(shares)) for ni, k in shares]
+        left = [len(parts)]
+
+        def one() -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                on_done()
+
+        net = self.net
+        return ("net", [net.transfer(f"node:{ni}", "storage", b, one) if write else
+                        net.transfer("storage", f"node:{ni}", b, one) for ni, b in parts])
 
     def cancel(self, handle) -> float:
-        kind, fid = handle
-        return self.link.cancel(fid)
+        kind, h = handle
+        if kind == "link":
+            return self.link.cancel(h)
+        return sum(self.net.cancel(t) for t in h)
+
+    def streams(self, shares, demand: float, on_change: Callable[[], None]) -> list:
+        """Sustained reads of ``demand`` bytes/s in all from the storage to the job's nodes:
+        [(rate(), stop(), demand of that part), ...]; ``on_change()`` when a rate changes."""
+        if self.net is None or not shares:
+            link = self.link
+            fid = link.stream(demand, lambda _r: on_change())
+            return [(lambda: link.rate(fid), lambda: link.cancel(fid), demand)]
+        total = sum(k for _, k in shares)
+        out = []
+        for ni, k in shares:
+            d = demand * k / total if total else demand / len(shares)
+            h = self.net.flow("storage", f"node:{ni}", d, on_rate=lambda _r: on_change())
+            out.append((lambda h=h: h.rate, lambda h=h: self.net.stop(h), d))
+        return out
 
     # --- checkpoints kept in storage (one per job: a new one replaces the old)
     def fits(self, jid: int, nbytes: float) -> bool:
@@ -237,15 +298,45 @@ class Storage:
         epochs = work_total * batch * req.gpus / S
         return max(epochs - 1.0, 0.0) * D / work_total
 
-    def utilization_frame_rows(self) -> list[tuple]:
-        """(time, storage bytes/s, storage capacity bytes/s now, checkpoint bytes stored)."""
+    def rows(self, end: float) -> list[tuple]:
+        """(time, read bytes/s, write bytes/s, bandwidth bytes/s now, checkpoint bytes stored,
+        utilization): a row per change up to ``end``.  Utilization: (read + write) / nominal
+        bandwidth on the shared service; the busier direction / nominal over the network."""
+        if self.net is None:
+            self.link._advance()
+            steps = [(t, r, w, c) for t, r, w, c in self.link.record]
+        else:
+            steps = self._network_steps()
         out = []
         used = self.used_record
         k = 0
         cur_used = 0.0
-        for t, rate, cap in self.link.record:
+        for t, r, w, cap in steps:
+            if t > end:
+                break
             while k < len(used) and used[k][0] <= t:
                 cur_used = used[k][1]
                 k += 1
-            out.append((t, rate, cap, cur_used))
+            util = (r + w) / self.nominal if self.net is None else max(r, w) / self.nominal
+            out.append((t, r, w, cap, cur_used, util))
         return out
+
+    def _network_steps(self) -> list[tuple]:
+        """Read/write load and bandwidth of the storage cables from the network's link records."""
+        names = self.net.topology.link_names
+        out_names = {names[i] for i in self._out}
+        in_names = {names[i] for i in self._in}
+        load: dict[str, float] = {}
+        cap: dict[str, float] = {}
+        steps: list[tuple] = []
+        for t, name, _kind, c, ld in self.net.utilization_records():
+            if name not in out_names and name not in in_names:
+                continue
+            load[name], cap[name] = ld, c
+            row = (t, sum(load.get(n, 0.0) for n in out_names), sum(load.get(n, 0.0) for n in in_names),
+                   sum(cap.get(n, 0.0) for n in out_names))
+            if steps and steps[-1][0] == t:
+                steps[-1] = row
+            else:
+                steps.append(row)
+        return steps

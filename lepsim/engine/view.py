@@ -253,7 +253,7 @@ class ClusterView:
         p = s.scenario.scheduler.preemption
         if s.storage is None:
             return p.checkpoint, p.restore
-        bw = s.storage.link.nominal
+        bw = s.storage.nominal
         if job is not None:
             b = s._jobs[job.job_id].ckpt_bytes
             return (b / bw, b / bw) if b is not None else (p.checkpoint, p.restore)

@@ -86,12 +86,11 @@ def events_frame(raw) -> pd.DataFrame:
 
 def storage_frame(raw) -> pd.DataFrame:
     """The storage service over time (a step function, one row per change; empty without a
-    storage section): bytes/s moved, bandwidth available (lower during an outage), its
+    storage section): bytes/s read and written, bandwidth available (lower during an outage),
     utilization against the nominal bandwidth, and checkpoint bytes kept."""
-    df = pd.DataFrame.from_records(
-        list(raw.storage), columns=["time_s", "storage_bytes_per_s", "storage_bandwidth_bytes_per_s", "checkpoint_bytes_stored"])
-    df["storage_utilization"] = df["storage_bytes_per_s"] / raw.storage_bandwidth if len(df) else pd.Series(dtype=float)
-    return df
+    return pd.DataFrame.from_records(list(raw.storage), columns=[
+        "time_s", "storage_read_bytes_per_s", "storage_write_bytes_per_s", "storage_bandwidth_bytes_per_s",
+        "checkpoint_bytes_stored", "storage_utilization"])
 
 
 LINK_COLUMNS = ["time_s", "link", "kind", "capacity_bytes_per_s", "load_bytes_per_s", "utilization"]

@@ -143,3 +143,21 @@ def test_checkpoint_interval_trade_off_at_both_extremes():
     # near Young's interval the total beats both extremes
     assert _total(best) < _total(frequent) and _total(best) < _total(rare)
     assert best["lost_s"] <= len(FAULTS) * (young + DELTA)
+
+
+def test_with_a_network_the_nic_can_be_what_stalls_the_job():
+    # the same stalled job, storage fast (100x the demand), the node's NIC at half the demand:
+    # the load and the stream cross the NIC, so the timeline is the storage-limited one
+    job, t, b = _stall_job()
+    T0 = N * t
+    demand = (N * b / job["dataset_samples"] - 1) * GB / T0
+    nic = demand / 2
+    data = {"cluster": {"pools": [{"name": "n", "count": 1, "gpu_type": "V100", "gpus_per_node": 1, "cpus": 8,
+                                   "memory": "64GiB"}],
+                        "network": {"topology": "leaf-spine", "nic_bandwidth": nic}},
+            "workload": {"jobs": [job]}, "scheduler": {"policy": "fifo"}, "storage": {"bandwidth": demand * 100}}
+    res = lepsim.simulate(scenario(data))
+    row = res.jobs.iloc[0]
+    assert row["load_s"] == pytest.approx(GB / nic)
+    assert row["end_s"] == pytest.approx(GB / nic + 2 * T0, rel=1e-9)
+    assert row["data_stall_s"] == pytest.approx(T0, rel=1e-9)

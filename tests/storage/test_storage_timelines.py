@@ -55,8 +55,9 @@ def test_preemption_checkpoint_and_restore_take_size_over_bandwidth():
     assert df.loc["a", "checkpoint_s"] == pytest.approx(2) and df.loc["a", "restore_s"] == pytest.approx(2)
     assert df.loc["a", "checkpoints"] == 1 and df.loc["b", "checkpoints"] == 0
     # the storage service moved 2 GB on [4,6] and 2 GB on [9,11] at its full 1 GB/s
-    st = res.storage.set_index("time_s")["storage_bytes_per_s"]
-    assert st.loc[4.0] == pytest.approx(GB) and st.loc[6.0] == 0 and st.loc[9.0] == pytest.approx(GB)
+    st = res.storage.set_index("time_s")
+    assert st.loc[4.0, "storage_write_bytes_per_s"] == pytest.approx(GB) and st.loc[6.0, "storage_write_bytes_per_s"] == 0
+    assert st.loc[9.0, "storage_read_bytes_per_s"] == pytest.approx(GB)
     # utilization over the 17 s: 4 s of 17 at 100 %
     assert res.summary["storage_utilization"] == pytest.approx(4 / 17)
     # effective utilization (computing) = 13 s of work / 17 s; allocated = (13 + 2 + 2) / 17
@@ -87,7 +88,7 @@ def test_two_checkpoints_share_the_storage_bandwidth():
     for name in ("a", "b"):
         assert phases(res, name) == [("run", 0, 4), ("checkpoint", 4, 8), ("restore", 10, 14), ("run", 14, 20)]
     assert phases(res, "c") == [("run", 8, 10)]
-    st = res.storage.set_index("time_s")["storage_bytes_per_s"]
+    st = res.storage.set_index("time_s")["storage_write_bytes_per_s"]
     assert st.loc[4.0] == pytest.approx(GB)  # the two flows together fill the service
 
 
@@ -156,3 +157,55 @@ def test_storage_outage_stops_the_transfer():
     res, _ = run(jobs, "las", {"thresholds": [4]}, storage={"bandwidth": "1GB/s"},
                  failures={"storage_outages": [{"at": 5, "duration": 1}]})
     assert phases(res, "a") == [("run", 0, 4), ("checkpoint", 4, 7), ("restore", 10, 12), ("run", 12, 18)]
+
+
+# ----------------------------------------------------------------------------- through the network
+def run_net(jobs, storage_bw, **kw):
+    sched = {"policy": "fifo", "params": {}}
+    cl = cluster(1, 2)
+    cl["network"] = {"topology": "leaf-spine", "nic_bandwidth": "1GB/s", "nodes_per_rack": 2}
+    data = {"cluster": cl, "workload": {"jobs": jobs}, "scheduler": sched, "storage": {"bandwidth": storage_bw}}
+    data.update(kw)
+    res = lepsim.simulate(scenario(data))
+    return res, res.jobs.set_index("name")
+
+
+def _two_writers():
+    return [{"name": n, "gpus": 1, "duration": 10, "checkpoint_size": "2GB", "checkpoint_interval": 5}
+            for n in ("a", "b")]
+
+
+def test_with_a_network_a_checkpoint_is_limited_by_the_nic():
+    # a on node 0, b on node 1 (first fit).  At 5 both write 2 GB: the storage cables allow
+    # 10 GB/s, each node's NIC 1 GB/s: 2 s each, [5,7]; then 5 s more work: both end at 12.
+    res, df = run_net(_two_writers(), "10GB/s")
+    for n in ("a", "b"):
+        assert phases(res, n) == [("run", 0, 5), ("checkpoint", 5, 7), ("run", 7, 12)]
+    # without a network the two writes share the 10 GB/s service: 5 GB/s each, 0.4 s
+    plain, _ = run(_two_writers(), gpus=1, nodes=2, storage={"bandwidth": "10GB/s"})
+    assert phases(plain, "a") == [("run", 0, 5), ("checkpoint", 5, 5.4), ("run", 5.4, 10.4)]
+
+
+def test_with_a_network_writes_share_the_storage_cable():
+    # storage 1.5 GB/s (each direction), below the two NICs together: 0.75 GB/s each,
+    # 2 GB in 8/3 s: [5, 7.667]; end 12.667.  The storage table shows the cable full.
+    res, _ = run_net(_two_writers(), "1.5GB/s")
+    for n in ("a", "b"):
+        assert phases(res, n) == [("run", 0, 5), ("checkpoint", 5, 5 + 8 / 3), ("run", 5 + 8 / 3, 10 + 8 / 3)]
+    st = res.storage.set_index("time_s")
+    assert st.loc[5.0, "storage_write_bytes_per_s"] == pytest.approx(1.5 * GB)
+    assert st.loc[5.0, "storage_utilization"] == pytest.approx(1.0)
+
+
+def test_with_a_network_a_multi_node_job_writes_from_every_node():
+    # one 2-GPU job over both nodes (1 GPU each): 1 GB from each node at 1 GB/s: [5,6]; end 11
+    jobs = [{"name": "a", "gpus": 2, "duration": 10, "checkpoint_size": "2GB", "checkpoint_interval": 5}]
+    res, _ = run_net(jobs, "10GB/s")
+    assert phases(res, "a") == [("run", 0, 5), ("checkpoint", 5, 6), ("run", 6, 11)]
+
+
+def test_with_a_network_a_storage_outage_stops_the_writes():
+    # as the NIC-limited case with the storage stopped on [6,7]: 1 GB written by 6, the rest
+    # [7,8]; runs [8,13]
+    res, _ = run_net(_two_writers(), "10GB/s", failures={"storage_outages": [{"at": 6, "duration": 1}]})
+    assert phases(res, "a") == [("run", 0, 5), ("checkpoint", 5, 8), ("run", 8, 13)]
