@@ -350,6 +350,8 @@ def cmd_compare(args) -> int:
 
     if args.seeds < 1:
         return _err(f"lepsim: --seeds: found {args.seeds}, expected at least 1")
+    if args.workers is not None and args.workers < 1:
+        return _err(f"lepsim: --workers: found {args.workers}, expected at least 1")
     if not 0 < args.confidence < 1:
         return _err(f"lepsim: --confidence: found {args.confidence}, expected a level between 0 and 1 (e.g. 0.95)")
     try:
@@ -364,18 +366,21 @@ def cmd_compare(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"compare-{name}"
     seeds = resolve_seeds(scenario, args.seeds)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
+    from lepsim.experiments.pool import default_workers
+
+    workers = args.workers or default_workers()
+
     def run():
         if not show:
-            return run_comparison(scenario, policies, seeds=seeds, level=args.confidence)
+            return run_comparison(scenario, policies, seeds=seeds, level=args.confidence, workers=workers)
         with _progress_bar("comparing") as prog:
             task = prog.add_task(name, total=len(policies) * len(seeds))
-            state = {"n": 0}
 
             def progress(label: str, seed: int) -> None:
-                prog.update(task, completed=state["n"], description=f"{name} · {label} · seed {seed}")
-                state["n"] += 1
+                prog.update(task, advance=1, description=f"{name} · {label} · seed {seed} done")
 
-            return run_comparison(scenario, policies, seeds=seeds, level=args.confidence, progress=progress)
+            return run_comparison(scenario, policies, seeds=seeds, level=args.confidence, progress=progress,
+                                  workers=workers)
 
     comp, rc = _guarded(run)
     if rc is not None:
@@ -507,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=int, default=5, metavar="N",
                    help="number of seeds, counting up from the scenario's seed (default 5)")
     c.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL", help="CI level (default 0.95)")
+    c.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: the CPUs available)")
     c.add_argument("--out", help="report folder (default runs/compare-<scenario>/)")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")

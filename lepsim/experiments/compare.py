@@ -142,6 +142,7 @@ def run_comparison(
     seeds: int | Sequence[int] | None = 5,
     level: float = 0.95,
     progress: Callable[[str, int], None] | None = None,
+    workers: int = 1,
 ) -> Comparison:
     """Run every policy on the identical workload for each seed.
 
@@ -149,7 +150,8 @@ def run_comparison(
     :func:`lepsim.experiments.policyspec.parse_policies` (``"fifo,las[thresholds=[1h,10h]]"``,
     a list of such strings, ``(name, params)`` pairs or mappings).  ``seeds``: a count
     (counting up from the scenario's seed) or a list.  ``progress(label, seed)`` is called
-    before each run.  Raises :class:`lepsim.errors.ScenarioError` when a policy or its
+    as each run finishes.  ``workers`` > 1 runs the simulations on a local process pool
+    (the same results as in this process).  Raises :class:`lepsim.errors.ScenarioError` when a policy or its
     parameters are invalid (checked for all policies before anything runs)."""
     import lepsim
     from lepsim.errors import Problem, ScenarioError
@@ -171,18 +173,44 @@ def run_comparison(
     if problems:
         raise ScenarioError(list(dict.fromkeys(problems)))
     comp = Comparison(scenario, specs, seed_list, level=level)
+    runs = [(p.label, seed) for seed in seed_list for p in specs]   # seed-major: a seed's workload is built once
+    got: dict = {}
+
+    def done(i: int, result) -> None:
+        if result.scenario is None:   # from a worker: the scenario stayed behind (see _simulate_task)
+            result.scenario = variants[runs[i][0]].with_overrides(seed=runs[i][1])
+        got[runs[i]] = result
+        if progress is not None:
+            progress(*runs[i])
+
+    from lepsim.experiments.pool import run_tasks
+
+    if workers <= 1:   # in this process: the scenarios' built workloads are shared across policies
+        run_tasks(lambda run: lepsim.simulate(variants[run[0]], seed=run[1]), runs, 1, done)
+    else:
+        source = list(scenario._source) if scenario._source else None
+        tasks = [{"scenario_json": variants[label].model_dump_json(), "source": source, "seed": seed}
+                 for label, seed in runs]
+        run_tasks(_simulate_task, tasks, workers, done)
     for p in specs:
-        comp.runs[p.label] = []
-    for seed in seed_list:          # seed-major: each seed's workload is built once and shared
-        for p in specs:
-            if progress is not None:
-                progress(p.label, seed)
-            comp.runs[p.label].append(lepsim.simulate(variants[p.label], seed=seed))
+        comp.runs[p.label] = [got[(p.label, seed)] for seed in seed_list]
     return comp
 
 
+def _simulate_task(task: dict):
+    """One run of a comparison in a worker process: the scenario travels as JSON."""
+    import lepsim
+    from lepsim.scenario.spec import Scenario
+
+    scenario = Scenario.model_validate_json(task["scenario_json"])
+    scenario._source = tuple(task["source"]) if task["source"] else None
+    result = lepsim.simulate(scenario, seed=task["seed"])
+    result.scenario = None   # only the records travel back (the parent holds the scenario)
+    return result
+
+
 def compare(scenario, policies, *, seeds: int | Sequence[int] | None = 5, level: float = 0.95,
-            out: str | Path | None = None) -> pd.DataFrame:
+            out: str | Path | None = None, workers: int = 1) -> pd.DataFrame:
     """Compare policies on the identical workload; return the means and confidence
     intervals, one row per (policy, metric) (see :func:`stats_table`).  With ``out``, also
     write the report folder (see :meth:`Comparison.write`).
@@ -191,7 +219,7 @@ def compare(scenario, policies, *, seeds: int | Sequence[int] | None = 5, level:
     >>> t = lepsim.compare("scenarios/burst.yaml", "fifo,sjf,las", seeds=3)
     >>> t[t.metric == "jct_mean_s"]
     """
-    comp = run_comparison(scenario, policies, seeds=seeds, level=level)
+    comp = run_comparison(scenario, policies, seeds=seeds, level=level, workers=workers)
     if out is not None:
         comp.write(out)
     return comp.table()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable, Union
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lepsim.errors import Problem, ScenarioError
 from lepsim.experiments.compare import effective_policy
 from lepsim.experiments.policyspec import PolicySpec, format_value, parse_policy
+from lepsim.experiments.pool import default_workers, run_tasks
 
 SWEEP_FORMAT = 1
 
@@ -308,13 +308,6 @@ class SweepOutcome:
     failed: dict = field(default_factory=dict)   # cell index → one-line reason
 
 
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover (not Linux)
-        return max(1, os.cpu_count() or 1)
-
-
 def run_sweep(sweep: Sweep | str | Path, folder: str | Path, *, workers: int | None = None, ray: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> SweepOutcome:
     """Run the sweep's missing cells and write ``folder/results.parquet``.
@@ -352,14 +345,16 @@ def run_sweep(sweep: Sweep | str | Path, folder: str | Path, *, workers: int | N
             pass
         elif ray is not None:
             _run_ray(sweep, todo, finished, shutdown=ray_started)
-        elif (workers or default_workers()) <= 1 or len(todo) == 1:
-            for c in todo:
-                finished(c, *_guarded(run_cell, _task(sweep, c)))
         else:
-            _run_pool(sweep, todo, workers or default_workers(), finished)
+            run_tasks(_guarded_cell, [_task(sweep, c) for c in todo], workers or default_workers(),
+                      lambda i, res: finished(todo[i], *res))
     finally:
         path = write_table(folder, sweep, done)
     return SweepOutcome(results_table(sweep, done), path, len(done) - reused, reused, failed)
+
+
+def _guarded_cell(task) -> tuple[dict | None, str | None]:
+    return _guarded(run_cell, task)
 
 
 def _guarded(fn, task) -> tuple[dict | None, str | None]:
@@ -372,22 +367,6 @@ def _guarded(fn, task) -> tuple[dict | None, str | None]:
         return None, "; ".join(str(p) for p in e.problems)
     except (PolicyError, LookupError, ValueError) as e:
         return None, f"{type(e).__name__}: {e}"
-
-
-def _run_pool(sweep: Sweep, todo: list[Cell], workers: int, finished) -> None:
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-        pending = {pool.submit(_guarded, run_cell, _task(sweep, c)): c for c in todo}
-        try:
-            while pending:
-                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in sorted(ready, key=lambda f: pending[f].index):
-                    finished(pending.pop(f), *f.result())
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
 
 
 def _ray_connect(address: str) -> bool:
@@ -404,8 +383,8 @@ def _run_ray(sweep: Sweep, todo: list[Cell], finished, *, shutdown: bool) -> Non
     import ray
 
     try:
-        remote = ray.remote(num_cpus=1)(_guarded)
-        pending = {remote.remote(run_cell, _task(sweep, c)): c for c in todo}
+        remote = ray.remote(num_cpus=1)(_guarded_cell)
+        pending = {remote.remote(_task(sweep, c)): c for c in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

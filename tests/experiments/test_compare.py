@@ -165,10 +165,20 @@ def test_cli_compare(tmp_path, capsys):
     (["--policies", "las[thresholds=[1h"], "--policies: found"),
     (["--policies", "fifo", "--seeds", "0"], "--seeds: found 0"),
     (["--policies", "fifo", "--confidence", "95"], "--confidence: found 95"),
+    (["--policies", "fifo", "--workers", "0"], "--workers: found 0"),
     (["--policies", "fifo,nope"], "scheduler.policy: found 'nope'"),
 ])
 def test_cli_compare_bad_input_exit_2_nothing_written(tmp_path, capsys, args, needle):
-    rc = main(["compare", str(SMALL), "--out", str(tmp_path / "out"), "--no-progress", *args])
+    rc = main(["compare", str(SMALL), "--out", str(tmp_path / "out"), "--no-progress", "--workers", "1", *args])
     err = capsys.readouterr().err
     assert rc == 2 and needle in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_process_pool_gives_the_same_comparison(comp):
+    pooled = run_comparison(SMALL, "fifo,las[thresholds=[30min]]", seeds=3, workers=2)
+    pd.testing.assert_frame_equal(pooled.per_run(), comp.per_run())
+    for lab in comp.labels:
+        for a, b in zip(comp.runs[lab], pooled.runs[lab]):
+            pd.testing.assert_frame_equal(a.intervals, b.intervals)
+            pd.testing.assert_frame_equal(a.timeline, b.timeline)

@@ -263,3 +263,21 @@ def test_no_ray_cluster_is_one_line_exit_2_nothing_written(sweep_folder):
     assert proc.returncode == 2 and proc.stderr.startswith("lepsim: --ray auto: cannot connect: ")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (sweep_folder / "out").exists()
+
+
+def test_docs_example_is_the_bundled_sweep_file():
+    """The sweep file quoted in docs/experiments.md is scenarios/sweeps/steady_load.yaml (same data)."""
+    import yaml
+
+    doc = (DATA.parents[1] / "docs" / "experiments.md").read_text()
+    block = doc.split("# scenarios/sweeps/steady_load.yaml\n", 1)[1].split("```", 1)[0]
+    bundled = yaml.safe_load((DATA.parents[1] / "scenarios" / "sweeps" / "steady_load.yaml").read_text())
+    assert yaml.safe_load(block) == bundled
+
+
+def test_docs_sweep_keys_table_lists_the_spec_fields():
+    from lepsim.experiments.sweep import SweepSpec
+
+    doc = (DATA.parents[1] / "docs" / "experiments.md").read_text()
+    table = doc.split("| key | meaning |", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"^\| `(\w+)` \|", table, flags=re.M)) == set(SweepSpec.model_fields)
