@@ -233,6 +233,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
             continue
         imported = read_jobs(src, p, src.path)
         rows, bad = imported.rows, imported.problems
+        problems.extend(imported.errors)  # the file is not of its format: skipping rows cannot help
         warnings.extend(imported.notes)  # rows the importer leaves out on purpose
         if bad and not src.skip_bad_rows:
             problems.extend(bad)  # and still check the good rows below, to report everything

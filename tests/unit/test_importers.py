@@ -208,16 +208,16 @@ def test_bad_rows_reported_with_lines(fmt, tmp_path) -> None:
 def test_missing_columns_and_empty_and_gzip(tmp_path) -> None:
     (tmp_path / "h.csv").write_text("timestamp,duration,num_gpus\n")
     res = read_format("philly", tmp_path / "h.csv", "h.csv", ImportOptions())
-    assert [str(p) for p in res.problems] == [
+    assert [str(p) for p in res.errors] == [
         "h.csv:1: header lacks gpu_time, cluster; found columns timestamp, duration, num_gpus"]
     (tmp_path / "e.csv").write_text("")
-    assert [str(p) for p in read_format("tiresias", tmp_path / "e.csv", "e.csv", ImportOptions()).problems] == [
+    assert [str(p) for p in read_format("tiresias", tmp_path / "e.csv", "e.csv", ImportOptions()).errors] == [
         "e.csv:1: trace is empty, expected a header row"]
     (tmp_path / "w.csv.gz").write_bytes(gzip.compress(b"name,time,application,num_replicas,batch_size\nx,1,ncf,1,zz\n"))
     assert [str(p) for p in read_format("pollux", tmp_path / "w.csv.gz", "w.csv.gz", ImportOptions()).problems] == [
         "w.csv.gz:2: batch_size: found 'zz', expected an integer >= 1"]
     (tmp_path / "bad.gz").write_bytes(b"not gzip")
-    assert "malformed file" in str(read_format("pollux", tmp_path / "bad.gz", "bad.gz", ImportOptions()).problems[0])
+    assert "malformed file" in str(read_format("pollux", tmp_path / "bad.gz", "bad.gz", ImportOptions()).errors[0])
 
 
 def scenario(tmp_path: Path, trace: dict, pools: str = "[{count: 2, template: dgx1-v100}]", extra: str = "") -> Path:
@@ -237,6 +237,11 @@ def test_scenario_bad_rows_fail_or_skip(tmp_path) -> None:
     r = lepsim.simulate(scenario(tmp_path, {"path": name, "format": "tiresias", "skip_bad_rows": True}))
     assert r.summary["jobs_total"] == 1
     assert [str(w).endswith("(row skipped)") for w in r.warnings] == [True] * 3
+    (tmp_path / "g.csv").write_text("submit_time,gpus,duration\n0,1,10\n")  # not a Tiresias file
+    with pytest.raises(ScenarioError) as e:
+        lepsim.load_scenario(scenario(tmp_path, {"path": "g.csv", "format": "tiresias", "skip_bad_rows": True}))
+    assert [str(p) for p in e.value.problems] == [
+        "g.csv:1: header lacks job_id, num_gpu; found columns submit_time, gpus, duration"]
 
 
 def test_cli_convert_bad_rows_exit_2_nothing_written(tmp_path, capsys, monkeypatch) -> None:
@@ -260,6 +265,12 @@ def test_cli_convert_bad_rows_exit_2_nothing_written(tmp_path, capsys, monkeypat
     assert (tmp_path / "out.csv").read_text() == (
         "name,submit_time,gpus,duration,iterations,tenant,model,gpu_type,cpus,memory,batch_size,priority_weight\n"
         ",0,1,,2931,default,resnet50,,,,64,1\n")
+    # a file of another format fails even when bad rows are skipped
+    (tmp_path / "other.csv").write_text("submit_time,gpus,duration\n0,1,10\n")
+    assert main(["trace", "convert", "--format", "philly", "other.csv", "-o", "x.csv", "--skip-bad-rows"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "other.csv:1: header lacks timestamp, num_gpus, gpu_time, cluster; found columns submit_time, gpus, duration",
+        "lepsim: 1 problem found in other.csv; nothing was written"]
     assert main(["trace", "convert", "--format", "gavel", "nope.trace", "-o", "x.csv"]) == 2
     assert capsys.readouterr().err == "lepsim: nope.trace: not a file\n"
     assert main(["trace", "convert", "--format", "alibaba-nodes", name, "-o", "x.yaml", "--gpu-map", "G2"]) == 2

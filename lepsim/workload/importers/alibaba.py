@@ -107,7 +107,7 @@ def read(path: Path, display: str, options) -> ImportResult:
     if shares:
         notes.append(summarize_lines(display, shares, "asking a share (gpu_milli < 1000) of more than one GPU, "
                                                       "which the engine cannot place: left out"))
-    return ImportResult(out, rows.problems, notes)
+    return rows.result(out, notes)
 
 
 def read_nodes(path: Path, display: str, options) -> ImportResult:
@@ -146,4 +146,4 @@ def read_nodes(path: Path, display: str, options) -> ImportResult:
         problems.append(summarize_lines(display, lines, f"naming GPU model {model!r}, which has no catalog mapping: "
                                                         f"expected one of {', '.join(sorted(GPU_MODELS))}, or a "
                                                         f"mapping (--gpu-map {model or 'MODEL'}=TYPE)"))
-    return ImportResult(list(groups.values()), problems)
+    return ImportResult(list(groups.values()), problems, [], rows.errors)

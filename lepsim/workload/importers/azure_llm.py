@@ -35,7 +35,7 @@ def read(path: Path, display: str, options) -> ImportResult:
         if rows.row_ok(mark):
             out.append({"line": line, "arrival_s": t, "prompt_tokens": p, "output_tokens": o})
     from_earliest(out, "arrival_s")
-    return ImportResult(out, rows.problems)
+    return rows.result(out)
 
 
 def to_frame(records: list[dict]) -> pd.DataFrame:
@@ -53,8 +53,8 @@ def read_requests(path: str | Path, *, limit: int | None = None, skip_bad_rows: 
 
     path = Path(path)
     res = read(path, str(path), ImportOptions())
-    if res.problems and not skip_bad_rows:
-        raise ScenarioError(res.problems)
+    if res.errors or (res.problems and not skip_bad_rows):
+        raise ScenarioError(res.errors + ([] if skip_bad_rows else res.problems))
     rows = res.rows
     if limit is not None:
         rows = rows[:limit]

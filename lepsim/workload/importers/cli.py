@@ -82,12 +82,13 @@ def cmd_trace_convert(args) -> int:
                                         gpu_type=catalog.gpu_name(args.gpu_type) if args.gpu_type else None))
     for n in res.notes:
         sys.stderr.write(f"note: {n}\n")
-    if res.problems and not args.skip_bad_rows:
-        for p in res.problems:
+    if res.errors or (res.problems and not args.skip_bad_rows):
+        fatal = res.errors + ([] if args.skip_bad_rows else res.problems)
+        for p in fatal:
             sys.stderr.write(f"{p}\n")
-        n = len(res.problems)
-        return _err(f"lepsim: {n} problem{'s' if n != 1 else ''} found in {display}; nothing was written "
-                    "(--skip-bad-rows leaves bad rows out)")
+        n = len(fatal)
+        hint = "" if res.errors else " (--skip-bad-rows leaves bad rows out)"
+        return _err(f"lepsim: {n} problem{'s' if n != 1 else ''} found in {display}; nothing was written{hint}")
     for p in res.problems:
         sys.stderr.write(f"warning: {p} (row skipped)\n")
     if args.format in JOB_FORMATS:

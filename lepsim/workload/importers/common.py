@@ -64,12 +64,15 @@ class ImportResult:
     ``rows``: job rows (dicts with :data:`JOB_KEYS`, SI units) or, for cluster and request
     formats, that format's records.  ``problems``: bad rows (one :class:`Problem` each, with
     file and line); they fail the import unless bad rows are skipped.  ``notes``: rows left
-    out on purpose (e.g. GPU shares before the engine has them), summarized; never errors.
+    out on purpose (e.g. pods that never ran), summarized; never errors.  ``errors``: the
+    file cannot be read as the format (unreadable, empty, header lacks columns, malformed):
+    always fatal, skipping bad rows does not help.
     """
 
     rows: list = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
 
 
 class Rows:
@@ -85,11 +88,20 @@ class Rows:
         self.columns, self.required = columns, required or columns
         self.has_header, self.delimiter = header, delimiter
         self.problems: list[Problem] = []
+        self.errors: list[Problem] = []
         self.index: dict[str, int] = {}
         self._row_problems = 0
 
     def fail(self, line: int | None, message: str) -> None:
+        """A bad row (skippable)."""
         self.problems.append(Problem(self.display, line, "", message))
+
+    def fail_file(self, line: int | None, message: str) -> None:
+        """The file cannot be read as this format (never skippable)."""
+        self.errors.append(Problem(self.display, line, "", message))
+
+    def result(self, rows: list, notes: list[Problem] | None = None) -> "ImportResult":
+        return ImportResult(rows, self.problems, list(notes or ()), self.errors)
 
     def bad(self, line: int, column: str, found, expected: str) -> None:
         self.problems.append(Problem(self.display, line, column, f"found {found!r}, expected {expected}"))
@@ -99,7 +111,7 @@ class Rows:
         try:
             fh = open_text(self.path)
         except OSError as e:
-            self.fail(None, f"cannot read trace: {e.strerror or e}")
+            self.fail_file(None, f"cannot read trace: {e.strerror or e}")
             return
         with fh:
             reader = csv.reader(fh, delimiter=self.delimiter)
@@ -108,12 +120,12 @@ class Rows:
                     try:
                         head = next(reader)
                     except StopIteration:
-                        self.fail(1, "trace is empty, expected a header row")
+                        self.fail_file(1, "trace is empty, expected a header row")
                         return
                     cols = {h.strip().lower(): i for i, h in enumerate(head)}
                     missing = [c for c in self.required if c not in cols]
                     if missing:
-                        self.fail(1, f"header lacks {', '.join(missing)}; found columns {', '.join(head)}")
+                        self.fail_file(1, f"header lacks {', '.join(missing)}; found columns {', '.join(head)}")
                         return
                     self.index = {c: cols[c] for c in self.columns if c in cols}
                 else:
@@ -132,7 +144,7 @@ class Rows:
                         continue
                     yield line, {c: row[i].strip() for c, i in self.index.items()}
             except (csv.Error, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
-                self.fail(getattr(reader, "line_num", None) or None, f"malformed file: {e}")
+                self.fail_file(getattr(reader, "line_num", None) or None, f"malformed file: {e}")
 
     def start_row(self) -> int:
         """Problem count before a row's checks (compare with :meth:`row_ok`)."""

@@ -39,4 +39,4 @@ def read(path: Path, display: str, options) -> ImportResult:
             r["priority_weight"] = w
             r["slo"] = None if slo is not None and slo < 0 else slo
             out.append(r)
-    return ImportResult(out, rows.problems)
+    return rows.result(out)

@@ -36,4 +36,4 @@ def read(path: Path, display: str, options) -> ImportResult:
         if rows.row_ok(mark):
             out.append(job_row(line, t, g, duration=d, tenant=c["cluster"]))
     from_earliest(out, "submit")
-    return ImportResult(out, rows.problems)
+    return rows.result(out)

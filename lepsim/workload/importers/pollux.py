@@ -82,4 +82,4 @@ def read(path: Path, display: str, options) -> ImportResult:
             steps = math.ceil(local / (max_local_batch(model) or local))  # accumulation micro-steps
             out.append(job_row(line, t, g, iterations=its * steps, name=c["name"], model=model,
                                batch_size=math.ceil(local / steps), tenant=options.tenant))
-    return ImportResult(out, rows.problems)
+    return rows.result(out)

@@ -44,7 +44,7 @@ def read(path: Path, display: str, options) -> ImportResult:
         if rows.row_ok(mark):
             out.append(job_row(line, t, g, duration=d, name=f"tiresias-{c['job_id']}" if c["job_id"] else None,
                                model=c.get("model_name"), tenant=options.tenant))
-    return ImportResult(out, rows.problems)
+    return rows.result(out)
 
 
 def read_cluster(path: Path, display: str, options) -> ImportResult:
@@ -67,4 +67,4 @@ def read_cluster(path: Path, display: str, options) -> ImportResult:
             if g:
                 pool["gpu_type"] = options.gpu_type
             pools.append(pool)
-    return ImportResult(pools, rows.problems)
+    return rows.result(pools)
