@@ -554,8 +554,12 @@ class Simulation:
         """After a start: read the last checkpoint (if any), then the dataset, then run.  A
         service replica loads its weights (cold start, phase ``cold_start``) at every placement."""
         if j.req.kind == REPLICA:
-            cold = self._service_plans[self._replica_service[j.req.job_id]].cold_start
+            plan = self._service_plans[self._replica_service[j.req.job_id]]
             self._enter(j, RESTORING)
+            if plan.cold_start_from_storage:  # the weights, read from storage at its shared bandwidth
+                j.sflow = self.storage.transfer(plan.weight_bytes, self._phase_done_cb(j))
+                return
+            cold = plan.cold_start
             if cold > 0:
                 self._at(cold, P_PHASE, self._phase_done, j.req.job_id, j.version)
             else:
@@ -1258,12 +1262,3 @@ def _workload_mix(jobs) -> tuple:
             counts[key] = counts.get(key, 0) + 1
     total = sum(counts.values())
     return tuple((c / total, *k) for k, c in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")))
-
-
-def _packed(gpus: int, gpn: int) -> tuple[int, ...]:
-    full, rest = divmod(gpus, gpn)
-    return tuple([gpn] * full + ([rest] if rest else []))
-
-
-def _nodes_str(j: _Job) -> str:
-    return ",".join(f"{ni}:{k}" for ni, k in j.node_shares)

@@ -36,7 +36,8 @@ class ServicePlan:
     prompt: np.ndarray            # int64 tokens (0 for model-free services)
     output: np.ndarray            # int64 tokens (1 for model-free services)
     service_time: np.ndarray | None  # float64 seconds (model-free services), else None
-    cold_start: float             # seconds from placement to serving
+    cold_start: float             # seconds from placement to serving (nominal, when read from storage)
+    cold_start_from_storage: bool  # the weights are read from the storage service at each placement
     kv_budget: int | None         # tokens (continuous batching), None = not used
     weight_bytes: float | None
 
@@ -200,12 +201,16 @@ def build_plans(scenario, catalog, nodes, cost, base_dir: Path, seed: int | None
             weights, kv = _check_model(s, gpu, cost, catalog, prompt, output, bad)
         if n_problems[0]:
             continue
+        storage = getattr(scenario, "storage", None)
+        from_storage = s.cold_start is None and storage is not None and bool(weights)
         if s.cold_start is not None:
             cold = float(s.cold_start)
+        elif from_storage:
+            cold = weights / storage.bandwidth  # uncontended; the engine shares the bandwidth
         else:
             cold = DEFAULT_COLD_START_S
-        plans.append(ServicePlan(i, s, gpu, np.ascontiguousarray(t, dtype=float), prompt, output, st, cold, kv,
-                                 weights))
+        plans.append(ServicePlan(i, s, gpu, np.ascontiguousarray(t, dtype=float), prompt, output, st, cold,
+                                 from_storage, kv, weights))
     return plans
 
 

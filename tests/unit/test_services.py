@@ -362,3 +362,16 @@ def test_autoscaler_keeps_more_requests_in_slo_than_its_minimum(tmp_path):
                                         policy="inference-autoscaler", params={"target_concurrency": 1}))
     assert auto.summary["slo_attainment[s]"] > fixed.summary["slo_attainment[s]"] + 0.2
     assert 1 < auto.summary["replicas_mean[s]"] < 8
+
+
+def test_cold_start_reads_the_weights_from_storage(tmp_path, cost):
+    tr = write_trace(tmp_path / "t.csv", [(0, 64, 1)])
+    data = svc_scenario({"model": "llama-2-7b", "arrivals": {"kind": "trace", "path": tr}, "replicas": 2}).model_dump()
+    del data["workload"]["services"][0]["cold_start"]
+    data["storage"] = {"bandwidth": 2e9}
+    r = lepsim.simulate(Scenario.model_validate(data))
+    cold = r.intervals[r.intervals["phase"] == "cold_start"]
+    w = cost.weight_bytes("llama-2-7b")
+    # two replicas read their weights together: each at half the bandwidth
+    assert cold["end_s"].tolist() == pytest.approx([2 * w / 2e9] * 2)
+    assert r.requests["first_token_s"][0] > 2 * w / 2e9
