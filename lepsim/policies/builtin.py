@@ -175,7 +175,6 @@ class LAS(Policy):
         # promoted jobs count their attained service from the promotion on (as if reset)
         self._promoted: dict[int, float] = {}
         self._sets = JobSets()
-        self._types: dict | None = None       # GPU type -> index (view.gpu_types order)
         self._ranked: RankedRunning | None = None  # running jobs by (queue, 0, id)
         self._pend: list[tuple] = []          # pending keys (queue, 1, id), sorted
         self._pkey: dict[int, tuple] = {}     # pending job id -> its key
@@ -207,16 +206,20 @@ class LAS(Policy):
     def _add_pending(self, job) -> None:
         jid = job.job_id
         q = self._queue_of(self._attained(job))
-        key = (q, 1, jid)
+        key = self._pending_key(job, q)
         self._pkey[jid] = key
         bisect.insort(self._pend, key)
-        self._pinfo[jid] = (job.gpus, candidates(job, self._types))
+        self._pinfo[jid] = (job.gpus, candidates(job, self._sets.types))
         if job.gpus == 0:
             self._zero += 1
         knob = self.config.promote_knob
         if knob is not None and q > 0 and job.last_stop_time is not None:
             due = job.last_stop_time + knob * max(job.last_stop_time - job.last_start_time, 0.0)
             heapq.heappush(self._promo, (due, jid, key))
+
+    def _pending_key(self, job, q: int) -> tuple:
+        """A pending job's sort key: (queue, 1, id); subclasses order a queue otherwise."""
+        return (q, 1, job.job_id)
 
     def _drop_pending(self, jid: int, view) -> None:
         key = self._pkey.pop(jid, None)
@@ -228,15 +231,10 @@ class LAS(Policy):
 
     def _sync(self, view) -> None:
         sets = self._sets
-        types = view.gpu_types
-        if self._types is None or tuple(self._types) != types:
-            self._types = {t: i for i, t in enumerate(types)}
-            sets.resync(view)
-        else:
-            sets.sync(view)
+        sets.update(view)
         job = view.job
         if sets.resynced:
-            self._ranked = RankedRunning(len(self._types))
+            self._ranked = RankedRunning(len(self._sets.types))
             self._pend, self._pkey, self._pinfo, self._zero = [], {}, {}, 0
             self._cross, self._promo = [], []
             self._fresh = set(sets.running)
@@ -266,7 +264,7 @@ class LAS(Policy):
 
     def _place_running(self, job, q: int) -> None:
         g = job.gpus
-        ti = self._types[job.allocated_gpu_type] if g else -1
+        ti = self._sets.types[job.allocated_gpu_type] if g else -1
         self._ranked.add((q, 0, job.job_id), g, ti)
 
     def decide(self, view):
@@ -328,7 +326,7 @@ class LAS(Policy):
         if promo:
             wake = min(wake, promo[0][0])
 
-        drop, want = admit(view, ranked, self._pend, self._pinfo, self._types, zero_pending=self._zero)
+        drop, want = admit(view, ranked, self._pend, self._pinfo, self._sets.types, zero_pending=self._zero)
         actions: list = [Preempt(jid) for jid in sorted(drop)]
         strategy = "best" if cfg.placement == "best_fit" else "first"
         # with no checkpoint time the preempted jobs' GPUs are free at once (else after it)

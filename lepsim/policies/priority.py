@@ -41,7 +41,7 @@ class JobSets:
     """
 
     __slots__ = ("cursor", "running", "pending", "leaving", "entered_running", "left_running",
-                 "entered_pending", "left_pending", "resynced")
+                 "entered_pending", "left_pending", "completed", "resynced", "types")
 
     def __init__(self):
         self.cursor = 0
@@ -52,11 +52,23 @@ class JobSets:
         self.left_running: list[int] = []
         self.entered_pending: list[int] = []
         self.left_pending: list[int] = []
+        self.completed: list[int] = []   # the part of left_running that completed
         self.resynced = False
+        self.types: dict | None = None   # GPU type -> index, in view.gpu_types order
+
+    def update(self, view) -> None:
+        """:meth:`sync`, or a full resync the first time and whenever the GPU types change."""
+        types = view.gpu_types
+        if self.types is None or tuple(self.types) != types:
+            self.types = {t: i for i, t in enumerate(types)}
+            self.resync(view)
+        else:
+            self.sync(view)
 
     def sync(self, view) -> None:
-        er, lr, ep, lp = [], [], [], []
+        er, lr, ep, lp, done = [], [], [], [], []
         self.entered_running, self.left_running, self.entered_pending, self.left_pending = er, lr, ep, lp
+        self.completed = done
         self.resynced = False
         log = view.events(self.cursor)
         self.cursor += len(log)
@@ -73,6 +85,7 @@ class JobSets:
             elif kind == "complete":
                 running.discard(jid)
                 lr.append(jid)
+                done.append(jid)
             elif kind == "preempt":
                 running.discard(jid)
                 lr.append(jid)
@@ -92,6 +105,7 @@ class JobSets:
             return self.resync(view)
 
     def resync(self, view) -> None:
+        self.completed = [e[2] for e in view.events(self.cursor) if e[1] == "complete"]
         self.cursor = len(view.events(0))
         self.running = {j.job_id for j in view.running()}
         self.pending = {j.job_id for j in view.pending()}
@@ -271,6 +285,26 @@ def candidates(job, type_index: dict) -> tuple[int, ...]:
     return tuple(range(len(type_index)))
 
 
+def book(room: list, idle: list, g: int, cand) -> bool:
+    """Book ``g`` GPUs for a pending job on one of its candidate types: a type whose budget
+    ``room`` and idle GPUs ``idle`` both cover it first, else one whose budget does."""
+    pick = -1
+    for ti in cand:
+        if room[ti] >= g and idle[ti] >= g:
+            pick = ti
+            break
+    if pick < 0:
+        for ti in cand:
+            if room[ti] >= g:
+                pick = ti
+                break
+    if pick < 0:
+        return False
+    room[pick] -= g
+    idle[pick] = max(idle[pick] - g, 0)
+    return True
+
+
 def admit(view, ranked: RankedRunning, pending_keys, pinfo: dict, type_index: dict, *, zero_pending: int = 0,
           preempt: bool = True):
     """The ordered admission walk.
@@ -306,20 +340,8 @@ def admit(view, ranked: RankedRunning, pending_keys, pinfo: dict, type_index: di
             if any_room <= 0 and zero_pending <= 0:
                 break
             continue
-        pick = -1
-        for ti in cand:
-            if room[ti] >= g and idle[ti] >= g:
-                pick = ti
-                break
-        if pick < 0:
-            for ti in cand:
-                if room[ti] >= g:
-                    pick = ti
-                    break
-        if pick >= 0:
-            room[pick] -= g
+        if book(room, idle, g, cand):
             any_room -= g
-            idle[pick] = max(idle[pick] - g, 0)
             want.append(jid)
     if nxt is not None:
         ranked.consume(None, room, drop)

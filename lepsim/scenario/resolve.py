@@ -175,7 +175,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                                          iterations=j.iterations, batch_size=j.batch_size, source=path,
                                          node_selector=tuple(sorted(j.node_selector.items())),
                                          gpu_fraction=j.gpu_fraction if j.gpus == 1 else 1.0,
-                                         **_data_fields(j, storage, path, problems))))
+                                         priority=j.priority, **_data_fields(j, storage, path, problems))))
 
     for i, g in enumerate(wl.generators):
         path = f"workload.generators[{i}]"
@@ -218,7 +218,8 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                 memory_bytes=float(cols["memory"][k]), tenant=cols["tenant"][k], model=cols["model"][k], gpu_type=gt,
                 duration=None if cols["duration"] is None else float(cols["duration"][k]),
                 iterations=None if cols["iterations"] is None else float(cols["iterations"][k]),
-                batch_size=g.batch_size, source=path, node_selector=selector, gpu_fraction=g.gpu_fraction, **data)))
+                batch_size=g.batch_size, source=path, node_selector=selector, gpu_fraction=g.gpu_fraction,
+                priority=g.priority, **data)))
 
     rank0 = 1 + len(wl.generators)
     fits: dict[tuple, str | None] = {}
@@ -262,7 +263,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                 name=r["name"] or f"trace{i}-{k}", gpus=r["gpus"], cpus=cpus, memory_bytes=mem, tenant=r["tenant"],
                 model=r["model"], gpu_type=gt, duration=r["duration"], iterations=r["iterations"],
                 batch_size=r["batch_size"], source=f"{src.path}:{r['line']}", node_selector=r["node_selector"],
-                gpu_fraction=r["gpu_fraction"], **data)))
+                gpu_fraction=r["gpu_fraction"], priority=r.get("priority", 0), **data)))
 
     # inline jobs: check they fit
     for i, j in enumerate(wl.jobs):

@@ -309,6 +309,8 @@ class JobFields(Spec):
         None, description="bytes of one checkpoint (default: the model's parameter count x storage.checkpoint_bytes_per_param)")
     checkpoint_interval: PosDuration | None = Field(
         None, description="write a checkpoint after this much running time (default: storage.checkpoint_interval)")
+    priority: int = Field(0, description="priority class (integer, higher = more important): under policy "
+                          "`priority` a job of a higher class preempts jobs of lower classes")
 
 
 class InlineJob(JobFields):

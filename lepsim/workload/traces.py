@@ -11,7 +11,8 @@ Columns (header names, case-insensitive; aliases in brackets):
   application, job_type], ``gpu_type``, ``cpus``, ``memory`` (bytes or "16GiB"),
   ``batch_size``, ``gpu_fraction`` [gpu_milli, in thousandths of a GPU as in the Alibaba
   openb trace] — the share of one GPU a 1-GPU job uses, ``node_selector`` — required node
-  labels as ``key=value`` pairs separated by ``;``.
+  labels as ``key=value`` pairs separated by ``;``, ``priority``
+  [priority_class] — an integer priority class (default 0).
 
 Every bad row is reported as ``FILE:LINE: column: what was found, what was expected``.
 """
@@ -38,6 +39,7 @@ _ALIASES = {
     "batch_size": ("batch_size",),
     "gpu_fraction": ("gpu_fraction", "gpu_milli"),
     "node_selector": ("node_selector",),
+    "priority": ("priority", "priority_class"),
 }
 _UNIT = {"s": 1.0, "min": 60.0, "h": 3600.0}
 
@@ -166,6 +168,13 @@ def read_trace(path: Path, src, display: str) -> tuple[list[dict], list[Problem]
                     rec["node_selector"] = tuple(sorted((k.strip(), v.strip()) for k, v in (p.split("=") for p in pairs)))
                 else:
                     bad("node_selector", text, "key=value pairs separated by ';'")
+            text = cell("priority")
+            rec["priority"] = 0
+            if text:
+                try:
+                    rec["priority"] = int(text)
+                except ValueError:
+                    bad("priority", text, "an integer (priority class)")
             if row_problems:
                 problems.extend(row_problems)
             else:
