@@ -27,7 +27,7 @@ from itertools import accumulate
 
 from lepsim.engine.view import CHECKPOINTING, PENDING
 
-_KNOWN = frozenset(("arrive", "start", "complete", "preempt"))
+_KNOWN = frozenset(("arrive", "start", "complete", "preempt", "migrate", "retire", "scale"))
 # kinds that change neither set (a periodic checkpoint keeps its job in view.running())
 _NEUTRAL = frozenset(("checkpoint", "checkpoint_refused", "storage_outage", "storage_restored"))
 
@@ -90,6 +90,16 @@ class JobSets:
                 running.discard(jid)
                 lr.append(jid)
                 leaving.add(jid)
+            elif kind == "migrate":  # checkpoints on its old GPUs; its "start" comes at the end
+                running.discard(jid)
+                lr.append(jid)
+            elif kind == "retire":  # a service replica taken out of service for good
+                if jid in running:
+                    running.discard(jid)
+                    lr.append(jid)
+                elif jid in pending:
+                    pending.discard(jid)
+                    lp.append(jid)
             elif kind not in _KNOWN and kind not in _NEUTRAL:
                 return self.resync(view)
         if leaving:

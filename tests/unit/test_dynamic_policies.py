@@ -252,3 +252,19 @@ def test_themis_fills_idle_gpus_between_lease_ends():
     res, df = run(jobs, "themis", {"lease": "5s"})
     assert_timeline(df, {"a": (0, 20), "b": (1, 3)})
     assert gpu_ids(res, "b") == [("run", 1, 3, "2 3")]
+
+
+def test_priority_lets_an_inference_replica_preempt_training(tmp_path):
+    # one 8-GPU node; a training job takes all 8 GPUs at t0; the service's replica (priority
+    # 100 by default) arrives at 0 too.  Under `priority` the replica is admitted first and
+    # the 8-GPU job waits (7 GPUs left); under fifo the training job (lower id) goes first.
+    from tests.unit.test_services import model_free, svc_scenario, write_trace
+
+    tr = write_trace(tmp_path / "t.csv", [(1, 1, 1), (2, 1, 1)])
+    train = [{"name": "train", "gpus": 8, "duration": 50}]
+    pr = lepsim.simulate(svc_scenario(model_free(tr), policy="priority", jobs=train))
+    ff = lepsim.simulate(svc_scenario(model_free(tr), policy="fifo", jobs=train))
+    jp, jf = pr.jobs.set_index("name"), ff.jobs.set_index("name")
+    assert jp.loc["train", "status"] == "unfinished" and math.isnan(jp.loc["train", "first_start_s"])
+    assert jf.loc["train", "first_start_s"] == 0 and jf.loc["train", "end_s"] == 50
+    assert (pr.requests["status"] == "completed").all()
