@@ -361,8 +361,8 @@ def admit(view, ranked: RankedRunning, pending_keys, pinfo: dict, type_index: di
 def place(view, want, drop, ckpt: float, consolidate, strategy):
     """Place admitted jobs (ids, in order) on a scratch map; yields (job, placement or None).
 
-    The scratch map is built only once some job could fit by the free-GPU counts (a GPU
-    job never fits when fewer GPUs than it asks are free), so decisions whose admitted jobs
+    The scratch map is built only once some job could fit by the free-GPU counts (a job of
+    whole GPUs never fits when fewer GPUs than it asks are wholly free), so decisions whose admitted jobs
     all wait for checkpoints cost no copy of the cluster.  With no checkpoint time the
     GPUs of the jobs preempted now (``drop``) count as free.
     """
@@ -376,7 +376,7 @@ def place(view, want, drop, ckpt: float, consolidate, strategy):
     for jid in want:
         job = job_of(jid)
         g = job.gpus
-        if fm is None and g > 0:
+        if fm is None and g > 0 and job.gpu_fraction >= 1.0:  # a GPU share may fit a partly used GPU
             t = job.gpu_type
             if (free(t) if t is not None else free()) < g:
                 yield job, None
