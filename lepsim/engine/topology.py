@@ -21,9 +21,11 @@ Built from the scenario's optional ``cluster.network`` section (docs/scenario.md
   unlimited links: transfers are unconstrained.
 
 Every cable is full duplex: two directed links (``"a>b"`` and ``"b>a"``) with the capacity
-each way.  A path is the shortest path by hop count (``networkx.shortest_path``, breadth
-first; ties go to the neighbour added first, i.e. the order the topology was built in), so
-paths are deterministic and single (no ECMP splitting).
+each way.  A path is a shortest path by hop count (``networkx.shortest_path``, a
+bidirectional breadth-first search); among equally short paths the one it returns depends
+only on the order the graph was built in (the order above, or the edge list's order), so
+paths are deterministic, and single: no ECMP splitting over equal paths.  A leaf-spine has
+exactly one shortest path between two endpoints; an edge list may have several.
 """
 from __future__ import annotations
 
@@ -226,16 +228,17 @@ def build_topology(spec, nodes, catalog=None) -> tuple[Topology, list[tuple[str,
 
     path = "cluster.network"
     nic: list[float] = []
+    no_nic: set[str] = set()
     for n in nodes:
         bw = spec.nic_bandwidth if spec.nic_bandwidth is not None else n.nic_bandwidth
         if not bw or bw <= 0:
-            problems.append((path + ".nic_bandwidth",
-                             f"found no NIC bandwidth for node {n.name} (its pool has no template with one), "
-                             "expected nic_bandwidth here"))
-            break
+            if n.pool not in no_nic:  # once per pool
+                no_nic.add(n.pool)
+                problems.append((path + ".nic_bandwidth",
+                                 f"found no NIC bandwidth for the nodes of pool {n.pool} (no template with one), "
+                                 "expected nic_bandwidth here"))
+            bw = math.inf  # to go on checking the rest
         nic.append(float(bw))
-    if problems:
-        return build_topology(None, nodes, catalog)[0], problems
     _add_node_vertices(g, nodes, catalog, constrained=True)
     storage_bw = spec.storage.bandwidth if spec.storage.bandwidth is not None else math.inf
 

@@ -146,3 +146,12 @@ def test_draw(tmp_path):
     fig.savefig(tmp_path / "t.png")
     plt.close(fig)
     assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_missing_nic_reported_once_per_pool_and_checks_go_on():
+    pools = [{"template": "dgx-a100", "count": 2},
+             {"count": 2, "gpu_type": "T4", "gpus_per_node": 4, "cpus": 8, "memory": "64GiB"}]
+    _, probs = make_topology({"nodes_per_rack": 2, "storage": {"attach": "rack:7"}}, pools)
+    assert [p for p, _ in probs] == ["cluster.network.nic_bandwidth", "cluster.network.storage.attach"]
+    _, probs = make_topology({"nic_bandwidth": "100Gb/s"}, pools)
+    assert probs == []
