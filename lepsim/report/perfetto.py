@@ -11,6 +11,8 @@ The file opens in https://ui.perfetto.dev (or chrome://tracing), the viewer peop
   ``start_s``·10⁶ and ``dur`` = (``end_s`` − ``start_s``)·10⁶ microseconds;
 * an instant event (``ph: "i"``) per preemption on the tracks of the GPUs the job held, and
   per arrival, start, preemption and completion on the cluster's ``events`` track;
+* a flow arrow (``ph: "s"``/``"f"``) from a job's phase to its next phase wherever the next
+  one is not right after it on the same GPUs (a resume after a preemption, a migration);
 * counters (``ph: "C"``) on the cluster process (``pid`` 0): GPU allocation utilization,
   running and pending jobs, allocated GPUs per type, one sample per timeline row.
 """
@@ -113,6 +115,20 @@ def chrome_trace(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataF
     for pid, tid in sorted(cpu_tracks):
         meta.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": "CPU jobs"}})
 
+    # flows: an arrow from each allocation phase of a job to its next one (where the job went
+    # after a preemption or migration), from the first GPU track of one to that of the next
+    flow_id = 0
+    for jid, phases in held.items():
+        phases.sort(key=lambda p: (p[0], p[1]))
+        for (s0, e0, t0), (s1, _, t1) in zip(phases, phases[1:]):
+            if t0 == t1 and s1 == e0:
+                continue   # the next phase on the same GPUs right after (run → checkpoint): no arrow
+            flow_id += 1
+            out.append({"ph": "s", "name": label(jid), "cat": "job", "id": flow_id, "pid": t0[0][0],
+                        "tid": t0[0][1], "ts": _us(s0)})
+            out.append({"ph": "f", "bp": "e", "name": label(jid), "cat": "job", "id": flow_id, "pid": t1[0][0],
+                        "tid": t1[0][1], "ts": _us(s1)})
+
     for row in events.itertuples(index=False):
         t, ev, jid = float(row.time_s), str(row.event), int(row.job_id)
         out.append({"ph": "i", "s": "t", "name": f"{ev} {label(jid)}", "cat": ev, "pid": CLUSTER_PID, "tid": 0,
@@ -138,7 +154,7 @@ def chrome_trace(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataF
                     "args": {t: int(row[f"allocated_gpus[{t}]"]) for t in types} if types
                     else {"all": int(row["allocated_gpus"])}})
 
-    order = {"X": 0, "i": 1, "C": 2}
+    order = {"X": 0, "s": 1, "f": 2, "i": 3, "C": 4}
     out.sort(key=lambda e: (e["ts"], order[e["ph"]], e["pid"], e["tid"]))
     return {"traceEvents": meta + out, "displayTimeUnit": "ms",
             "otherData": {"generator": "lepsim", "time_unit": "microseconds of simulated time", **(metadata or {})}}

@@ -42,7 +42,7 @@ def _node_of_gpu(result) -> dict:
 def test_every_event_has_the_trace_event_format_fields(trace):
     assert trace["displayTimeUnit"] == "ms" and isinstance(trace["traceEvents"], list)
     for e in trace["traceEvents"]:
-        assert e["ph"] in {"M", "X", "i", "C"}, e
+        assert e["ph"] in {"M", "X", "i", "C", "s", "f"}, e
         assert isinstance(e["pid"], int) and isinstance(e["tid"], int) and isinstance(e["name"], str)
         if e["ph"] != "M":
             assert isinstance(e["ts"], (int, float)) and e["ts"] >= 0
@@ -52,6 +52,8 @@ def test_every_event_has_the_trace_event_format_fields(trace):
             assert e["s"] in {"t", "p", "g"}
         if e["ph"] in ("M", "C"):
             assert isinstance(e["args"], dict) and e["args"]
+        if e["ph"] in ("s", "f"):
+            assert isinstance(e["id"], int) and e["cat"] == "job"
 
 
 def test_slices_are_the_intervals_exactly(las_run, trace):
@@ -168,3 +170,19 @@ def test_cli_export_bad_input_exit_2(tmp_path, capsys, args, needle):
     err = capsys.readouterr().err
     assert rc == 2 and needle in err and len(err.strip().splitlines()) <= 2
     assert not (tmp_path / "t.json").exists()
+
+
+def test_flows_link_a_job_across_preemptions(las_run, trace):
+    ev = trace["traceEvents"]
+    starts = {e["id"]: e for e in ev if e["ph"] == "s"}
+    ends = {e["id"]: e for e in ev if e["ph"] == "f"}
+    assert starts and set(starts) == set(ends) and all(e["bp"] == "e" for e in ends.values())
+    slices = {(e["pid"], e["tid"], e["ts"]): e for e in ev if e["ph"] == "X"}
+    for fid, s in starts.items():
+        f = ends[fid]
+        a, b = slices[(s["pid"], s["tid"], s["ts"])], slices[(f["pid"], f["tid"], f["ts"])]   # both begin a slice
+        assert a["args"]["job_id"] == b["args"]["job_id"] and a["ts"] + a["dur"] <= b["ts"] + 1e-3
+    # every restore follows an arrow (the job resumes after a gap, maybe elsewhere)
+    restores = {(e["args"]["job_id"], e["ts"]) for e in ev if e["ph"] == "X" and e["cat"] == "restore"}
+    arrived = {(slices[(f["pid"], f["tid"], f["ts"])]["args"]["job_id"], f["ts"]) for f in ends.values()}
+    assert restores <= arrived
