@@ -126,7 +126,7 @@ def _busy(r, t: float) -> None:
 class _Replica:
     __slots__ = ("job_id", "svc", "pos", "ready", "queue", "heap", "it", "n_run", "s_base", "kv_used", "phase",
                  "t0", "d", "k", "t_end", "version", "batch", "busy", "busy_since", "outstanding", "up_since",
-                 "serve_time")
+                 "serve_time", "draining")
 
     def __init__(self, job_id: int, svc: "_Service"):
         self.job_id = job_id
@@ -151,6 +151,7 @@ class _Replica:
         self.outstanding = 0          # queued + in a batch
         self.up_since = 0.0
         self.serve_time = 0.0         # seconds serving (ready)
+        self.draining = False         # retired: takes no new requests, finishes what it holds
 
 
 class _Service:
@@ -177,7 +178,8 @@ class _Service:
         self.done_i: list = []
         # replicas and routing
         self.replicas: list[_Replica] = []   # every replica job of the service, by job id
-        self.ready: list[_Replica] = []
+        self.ready: list[_Replica] = []      # serving and taking requests, by job id
+        self.draining: list[_Replica] = []   # serving what they hold, then retired
         self.squeue: deque = deque()         # service-level queue (no replica could take the request)
         self.waiting = 0                     # requests not yet in a batch (service queue + replica queues)
         self.rr = 0
@@ -219,6 +221,8 @@ class Services:
         self.by_name = {s.name: s for s in self.svcs}
         self.by_job: dict[int, _Replica] = {}
         self.retired: set[int] = set()
+        self.drained: list[int] = []   # job ids of draining replicas that became empty
+        self.notify = None             # engine callback(t): be woken at t (draining replicas' events)
         self.now = 0.0
         self._heap: list = []     # (time, rank, seq, replica, version): rank 0 segment ends and timers, 2 starts
         self._seq = 0
@@ -258,6 +262,8 @@ class Services:
             return 0
         s = r.svc
         r.ready = False
+        was_draining = r.draining
+        r.draining = False
         r.serve_time += now - r.up_since
         if r.phase in (1, 2, 3):
             _busy(r, now)
@@ -271,7 +277,10 @@ class Services:
         r.n_run = r.s_base = r.kv_used = 0
         r.outstanding = 0
         r.phase = 0
-        s.ready.remove(r)
+        if was_draining:
+            s.draining.remove(r)
+        else:
+            s.ready.remove(r)
         for k, x in enumerate(s.ready):
             x.pos = k
         back.sort()
@@ -280,6 +289,23 @@ class Services:
             s.replica[i] = -1
             self._route(s, i, now, readmit=True)
         return inflight
+
+    def start_drain(self, job_id: int, now: float) -> bool:
+        """Retire a serving replica gracefully: no new requests; it finishes those it holds,
+        then its job id appears in :attr:`drained` (the engine is notified at each of its
+        events).  False when it holds nothing (the engine retires it at once)."""
+        self.advance_to(now)
+        r = self.by_job[job_id]
+        if not r.ready or r.outstanding == 0:
+            return False
+        s = r.svc
+        r.draining = True
+        s.ready.remove(r)
+        for k, x in enumerate(s.ready):
+            x.pos = k
+        s.draining.append(r)
+        self.notify(r.t_end if r.phase in (1, 2, 3, 4) else now)
+        return True
 
     # ------------------------------------------------------------------ the loop
     def advance_to(self, t_stop: float) -> None:
@@ -317,6 +343,8 @@ class Services:
     def _push(self, r: _Replica, t: float, rank: int = 0) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (t, rank, self._seq, r, r.version))
+        if r.draining:
+            self.notify(t)
 
     def _kick(self, r: _Replica, t: float) -> None:
         """Start the idle replica's next iteration at ``t``, after this instant's arrivals."""
@@ -519,6 +547,8 @@ class Services:
         if ph == 4 or ph == 5:   # a batch timer, or a start after arrivals
             r.phase = 0
             self._step(r, t)
+            if r.draining and r.outstanding == 0:
+                self.drained.append(r.job_id)
             return
         _busy(r, t)
         freed = 0
@@ -572,6 +602,8 @@ class Services:
                 self._drain_service_queue(s, t)
         if r.phase == 0:
             self._step(r, t)
+        if r.draining and r.outstanding == 0:
+            self.drained.append(r.job_id)
 
     def _done(self, s: _Service, i: int, t: float) -> None:
         s.finish[i] = t
@@ -584,7 +616,7 @@ class Services:
         """Advance to ``end`` and account the time of replicas still serving."""
         self.advance_to(end)
         for s in self.svcs:
-            for r in s.ready:
+            for r in s.ready + s.draining:
                 r.serve_time += end - r.up_since
                 r.up_since = end
                 if r.phase in (1, 2, 3):

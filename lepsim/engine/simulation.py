@@ -269,6 +269,7 @@ class Simulation:
             from lepsim.engine.services import Services
 
             self.services = Services(self._service_plans, self.cost, scenario.simulation.seed)
+            self.services.notify = lambda t: self._at(self._delay_to(t), P_PHASE, self._service_wake)
         self._pending: list[int] = []        # sorted job ids
         self._active: set[int] = set()       # restoring or running
         self._next_arrival = 0
@@ -924,6 +925,9 @@ class Simulation:
                                     ",".join(f"{ni}:{k}" for ni, k in shares), " ".join(map(str, gpus)), 0.0))
 
     def _requeue(self, j: _Job) -> None:
+        if j.req.kind == REPLICA and j.req.job_id in self.services.retired:
+            self._finish_retire(j)  # a draining replica preempted or failed: it is done
+            return
         self._release(j)
         j.state = PENDING
         j.wait_since = self.env.now
@@ -1102,27 +1106,44 @@ class Simulation:
         self._events.append((now, "arrive", jid, ""))
 
     def _retire_replica(self, jid: int) -> None:
-        """Take a replica out of service for good (ScaleService down)."""
+        """Take a replica out of service for good (ScaleService down): a pending or loading
+        one at once; a serving one drains (no new requests, it finishes those it holds) and
+        releases its GPUs when it is empty."""
         now = self.env.now
         j = self._jobs[jid]
+        self.services.retired.add(jid)
+        self._events.append((now, "retire", jid, ""))
         if j.state == PENDING:
             self._remove_pending(jid)
             j.wait_total += now - j.wait_since
-        elif j.state == RESTORING:
-            self._close_phase(j, "cold_start")
-            self._release(j)
-            self._active.discard(jid)
-        elif j.state == RUNNING:
-            self.services.replica_down(jid, now)
-            j.stop_running(now)
-            self._close_phase(j, "run")
-            self._release(j)
-            self._active.discard(jid)
-        j.version += 1
+            j.version += 1
+            j.state = DONE
+            j.end = now
+        elif j.state == RUNNING and self.services.start_drain(jid, now):
+            return
+        else:
+            self._interrupt(j)
+            self._finish_retire(j)
+
+    def _finish_retire(self, j: _Job) -> None:
+        """A retired replica that holds resources gives them back and is done."""
+        self._release(j)
+        self._active.discard(j.req.job_id)
         j.state = DONE
-        j.end = now
-        self.services.retired.add(jid)
-        self._events.append((now, "retire", jid, ""))
+        j.end = self.env.now
+        self._mark_timeline()
+
+    def _service_wake(self) -> None:
+        """A draining replica's event: release the replicas that finished draining."""
+        sv = self.services
+        sv.advance_to(self.env.now)
+        while sv.drained:
+            jid = sv.drained.pop(0)
+            j = self._jobs[jid]
+            if j.state == RUNNING:
+                self._interrupt(j)
+                self._finish_retire(j)
+                self._request_pass()
 
     def _live_replicas(self, sid: int) -> list[int]:
         return [r.job_id for r in self.services.svcs[sid].replicas if r.job_id not in self.services.retired]

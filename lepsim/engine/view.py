@@ -302,7 +302,7 @@ class ServiceView:
     spec = property(lambda self: self._s.spec, doc="the ServiceSpec (SLOs, batching, replica bounds)")
     cold_start = property(lambda self: self._s.plan.cold_start, doc="seconds from placement to serving")
     target_replicas = property(lambda self: self._s.target, doc="replicas asked for (initial count, or the last ScaleService)")
-    ready_replicas = property(lambda self: len(self._s.ready), doc="replicas serving now")
+    ready_replicas = property(lambda self: len(self._s.ready), doc="replicas serving now and taking requests")
     queued = property(lambda self: self._s.waiting, doc="requests waiting for a batch (service and replica queues)")
 
     @property
@@ -315,7 +315,7 @@ class ServiceView:
     def outstanding(self) -> int:
         """Requests arrived and not finished or dropped (waiting or in a batch)."""
         s = self._s
-        return len(s.squeue) + sum(r.outstanding for r in s.ready)
+        return len(s.squeue) + sum(r.outstanding for r in s.ready) + sum(r.outstanding for r in s.draining)
 
     def replica_job_ids(self) -> tuple[int, ...]:
         """Job ids of the service's replicas that are not retired (any state)."""

@@ -53,8 +53,9 @@ class ScaleService:
 
     Scaling up adds pending replica jobs (``kind="inference-replica"``) that a policy places
     like any job; each pays its cold start once placed.  Scaling down retires the newest
-    replicas first: pending ones, then loading ones, then serving ones; a serving replica's
-    queued and in-flight requests go back to the service's router.  The count is clipped to
+    replicas first: pending ones, then loading ones, then serving ones (fewest outstanding
+    requests first); a serving replica drains: it takes no new requests and releases its
+    GPUs once it has finished those it holds.  The count is clipped to
     the service's ``replicas: {min, max}`` (a fixed ``replicas: N`` cannot be scaled).
     """
 

@@ -375,3 +375,23 @@ def test_cold_start_reads_the_weights_from_storage(tmp_path, cost):
     # two replicas read their weights together: each at half the bandwidth
     assert cold["end_s"].tolist() == pytest.approx([2 * w / 2e9] * 2)
     assert r.requests["first_token_s"][0] > 2 * w / 2e9
+
+
+def test_scale_down_drains_a_serving_replica(tmp_path, script_policy):
+    tr = write_trace(tmp_path / "t.csv", [(0, 1, 1), (0.1, 1, 1), (0.2, 1, 1), (3.0, 1, 1)])
+    sc = svc_scenario({**model_free(tr, service_time=5.0), "replicas": {"min": 1, "max": 2, "initial": 2},
+                       "router": "round-robin"},
+                      policy="test-script", params={"script": [[2.0, "scale", "s", 1]]})
+    r = lepsim.simulate(sc)
+    q = r.requests
+    # round-robin: requests 0 and 2 on replica 0, request 1 on replica 1.  Scaled to 1 at t=2:
+    # replica 1 holds fewer requests and drains: it finishes request 1 at 5.1 and releases its
+    # GPU then; request 3 (t=3) goes to replica 0, after requests 0 and 2
+    assert q["replica"].tolist() == [0, 1, 0, 0]
+    assert q["finish_s"].tolist() == pytest.approx([5.0, 5.1, 10.0, 15.0])
+    assert (q["reroutes"] == 0).all()
+    iv = r.intervals
+    assert iv[(iv["job_id"] == 1) & (iv["phase"] == "run")]["end_s"].tolist() == [5.1]
+    ev = r.events
+    assert ev[ev["event"] == "retire"][["time_s", "job_id"]].values.tolist() == [[2.0, 1]]
+    assert r.jobs.loc[1, "status"] == "retired" and r.jobs.loc[1, "end_s"] == pytest.approx(5.1)
