@@ -84,6 +84,7 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
             add(f"{job.source}.{field}", msg)
 
     _check_failures(scenario, nodes, add)
+    jobs = _sized_on_reference_gpu(scenario, catalog, jobs, cost, report)
     gpu_types = sorted({n.gpu_type for n in nodes if n.gpu_type is not None})
     for j in jobs:
         if j.iterations is None:
@@ -115,6 +116,37 @@ def _check_failures(scenario, nodes, add) -> None:
     if fl.storage_outages and getattr(scenario, "storage", None) is None:
         add("failures.storage_outages", "found storage outages without a storage section, expected a top-level "
                                         "storage: {bandwidth: ...}")
+def _sized_on_reference_gpu(scenario, catalog, jobs, cost, report):
+    """Jobs of generators with ``reference_gpu``: duration D on that GPU type (the job's GPUs
+    on one node) becomes round(D / iteration_time) iterations, at least 1."""
+    refs = {}
+    for i, g in enumerate(scenario.workload.generators):
+        if g.reference_gpu is not None:
+            refs[f"workload.generators[{i}]"] = catalog.gpu_name(g.reference_gpu) or g.reference_gpu
+    if not refs:
+        return jobs
+    from dataclasses import replace
+
+    from lepsim.costs.base import MissingProfile
+
+    out = []
+    for j in jobs:
+        ref = refs.get(j.source)
+        if ref is None or j.duration is None:
+            out.append(j)
+            continue
+        if catalog.gpu_name(ref) is None:
+            report(j, "reference_gpu", f"found {ref!r}, expected a GPU type: {', '.join(catalog.known_gpu_names())}")
+            out.append(j)
+            continue
+        try:
+            t = cost.iteration_time(j.model, ref, (max(j.gpus, 1),), j.batch_size)
+        except MissingProfile as e:
+            report(j, "reference_gpu", f"cannot size model {j.model!r} on {ref}: {e}")
+            out.append(j)
+            continue
+        out.append(replace(j, duration=None, iterations=float(max(1, round(j.duration / t)))))
+    return out
 
 
 def build_parts(scenario, *, catalog=None, src=None, seed: int | None = None, policy=None):

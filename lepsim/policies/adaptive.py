@@ -42,7 +42,8 @@ def solve_allocation(tput, gpus, capacity, objective: str = "max_min") -> np.nda
     With a single GPU type every u_j is gpus_j X_j and the answer is the water-filling
     solution X_j = min(1, z / gpus_j) with Σ_j min(gpus_j, z) = capacity (an optimum of
     both LPs, the max-min-fair one), computed in closed form.  Otherwise the LP is solved
-    with ``scipy.optimize.linprog(method="highs")``.
+    with ``scipy.optimize.linprog(method="highs")`` over classes of identical jobs (same
+    throughputs and GPUs), each class's allocation split evenly among its jobs.
     """
     tput = np.asarray(tput, dtype=float)
     gpus = np.asarray(gpus, dtype=float)
@@ -51,36 +52,57 @@ def solve_allocation(tput, gpus, capacity, objective: str = "max_min") -> np.nda
     X = np.zeros((J, T))
     if J == 0 or T == 0:
         return X
-    ok = tput > 0
     if T == 1:
-        jobs = np.flatnonzero(ok[:, 0] & (gpus <= cap[0]))
+        jobs = np.flatnonzero((tput[:, 0] > 0) & (gpus <= cap[0]))
         X[jobs, 0] = _water_fill(gpus[jobs], cap[0])
         return X
+    # Jobs with identical (throughput row, GPUs) are interchangeable: both objectives are
+    # symmetric in them and the feasible set is convex, so averaging an optimum over their
+    # permutations is an optimum that gives each the same row.  Solve for one aggregate row
+    # per class (up to n_c in "one type at a time") and split it evenly: exact, and the LP
+    # has (classes x types) variables instead of (jobs x types).
+    keys = [(tuple(row), gv) for row, gv in zip(tput.tolist(), gpus.tolist())]
+    index: dict = {}
+    cls = np.array([index.setdefault(k, len(index)) for k in keys])
+    C = len(index)
+    n = np.bincount(cls, minlength=C).astype(float)
+    first = np.zeros(C, dtype=int)
+    first[cls[::-1]] = np.arange(J)[::-1]
+    Xc = _solve_classes(tput[first], gpus[first], n, cap, objective)
+    return Xc[cls] / n[cls][:, None]
+
+
+def _solve_classes(tput, gpus, n, cap, objective) -> np.ndarray:
+    """The LP over job classes: X[c, t] = Σ over the n_c jobs of class c of their time
+    fractions on type t; u_c = gpus_c Σ_t X[c,t] tput[c,t] / (ref_c n_c) per job."""
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
+    J, T = tput.shape
+    X = np.zeros((J, T))
     total = cap.sum()
     ref = (tput * (cap / total)).sum(axis=1)
-    pairs = np.argwhere(ok & (gpus[:, None] <= cap[None, :]))  # (j, t) variables
+    pairs = np.argwhere((tput > 0) & (gpus[:, None] <= cap[None, :]))  # (class, type) variables
     if len(pairs) == 0:
         return X
     jj, tt = pairs[:, 0], pairs[:, 1]
     nv = len(pairs)
-    coef = gpus[jj] * tput[jj, tt] / ref[jj]           # u_j contribution per unit of X[j,t]
+    coef = gpus[jj] * tput[jj, tt] / ref[jj] / n[jj]   # per-job u of class j per unit of X[j,t]
     k = np.arange(nv)
-    # rows: J "one type at a time", T capacity
+    # rows: J "one type at a time" (≤ n_c), T capacity
     rows = np.concatenate([jj, J + tt])
     cols = np.concatenate([k, k])
     vals = np.concatenate([np.ones(nv), gpus[jj]])
-    b = np.concatenate([np.ones(J), cap])
+    b = np.concatenate([n, cap])
+    bounds = [(0, n[j]) for j in jj]
     active = np.unique(jj)
     if objective == "max_throughput":
         A = coo_matrix((vals, (rows, cols)), shape=(J + T, nv)).tocsr()
-        res = linprog(-coef, A_ub=A, b_ub=b, bounds=(0, 1), method="highs")
+        res = linprog(-coef * n[jj], A_ub=A, b_ub=b, bounds=bounds, method="highs")
         _check(res)
-        X[jj, tt] = np.clip(res.x, 0.0, 1.0)
+        X[jj, tt] = np.clip(res.x, 0.0, n[jj])
         return X
-    # stage 1: max z  s.t.  z - u_j ≤ 0 for every job that can run somewhere
+    # stage 1: max z  s.t.  z - u_c ≤ 0 for every class that can run somewhere
     pos = {j: i for i, j in enumerate(active)}
     urow = J + T + np.array([pos[j] for j in jj])
     A1 = coo_matrix(
@@ -92,15 +114,16 @@ def solve_allocation(tput, gpus, capacity, objective: str = "max_min") -> np.nda
     c1 = np.zeros(nv + 1)
     c1[nv] = -1.0
     res = linprog(c1, A_ub=A1, b_ub=np.concatenate([b, np.zeros(len(active))]),
-                  bounds=[(0, 1)] * nv + [(0, None)], method="highs")
+                  bounds=bounds + [(0, None)], method="highs")
     _check(res)
     z = float(res.x[nv]) * (1 - 1e-7)
-    # stage 2: max Σ u_j  s.t.  u_j ≥ z (as -u_j ≤ -z)
+    # stage 2: max Σ_j u_j (= Σ_c n_c u_c)  s.t.  u_c ≥ z (as -u_c ≤ -z)
     A2 = coo_matrix((np.concatenate([vals, -coef]), (np.concatenate([rows, urow]), np.concatenate([cols, k]))),
                     shape=(J + T + len(active), nv)).tocsr()
-    res = linprog(-coef, A_ub=A2, b_ub=np.concatenate([b, np.full(len(active), -z)]), bounds=(0, 1), method="highs")
+    res = linprog(-coef * n[jj], A_ub=A2, b_ub=np.concatenate([b, np.full(len(active), -z)]), bounds=bounds,
+                  method="highs")
     _check(res)
-    X[jj, tt] = np.clip(res.x, 0.0, 1.0)
+    X[jj, tt] = np.clip(res.x, 0.0, n[jj])
     return X
 
 

@@ -100,7 +100,7 @@ def _is_tag(part: str) -> bool:
 
 
 _TAGS = {"label", "choice", "uniform", "exponential", "erlang", "hyperexponential", "lognormal",
-         "bounded_pareto", "poisson", "burst", "str", "LabelChoice", "tagged-union", "union", "json-or-python"}
+         "bounded_pareto", "loguniform", "poisson", "burst", "str", "LabelChoice", "tagged-union", "union", "json-or-python"}
 
 
 def _fields_at(model: type[BaseModel], loc: Loc) -> list[str] | None:

@@ -186,7 +186,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
         gmax = support_max(g.gpus)
         if not math.isfinite(gmax):
             problems.append((path + ".gpus", f"found an unbounded {g.gpus.dist} distribution, expected a bounded one "
-                             "(constant, choice, uniform, bounded_pareto, or lognormal with max)"))
+                             "(constant, choice, uniform, bounded_pareto, loguniform, or lognormal with max)"))
             continue
         if support_min(g.gpus) < 0:
             problems.append((path + ".gpus", "can generate negative GPU counts, expected values >= 0"))

@@ -161,7 +161,20 @@ def _dist_models(Q, suffix: str):
                 raise ValueError(f"found low={self.low} >= high={self.high}, expected low < high")
             return self
 
-    models = (Constant, Choice, Uniform, Exponential, Erlang, Hyperexponential, Lognormal, BoundedPareto)
+    class LogUniform(_DistSpec):
+        """log(x) uniform on [log low, log high] (as Gavel draws job durations)."""
+
+        dist: Literal["loguniform"]
+        low: Annotated[Q, Field(gt=0)]
+        high: Annotated[Q, Field(gt=0)]
+
+        @model_validator(mode="after")
+        def _order(self):
+            if self.high < self.low:
+                raise ValueError(f"found low={self.low} > high={self.high}, expected low <= high")
+            return self
+
+    models = (Constant, Choice, Uniform, Exponential, Erlang, Hyperexponential, Lognormal, BoundedPareto, LogUniform)
     for m in models:
         m.__name__ = m.__qualname__ = f"{m.__name__}{suffix}"
     union = Annotated[Union[models], Field(discriminator="dist")]  # type: ignore[valid-type]
@@ -358,6 +371,12 @@ class _GeneratorBase(JobFields):
     iterations: CountDist | None = None
     tenant: LabelDist = "default"  # type: ignore[assignment]
     model: LabelDist | None = None  # type: ignore[assignment]
+    reference_gpu: str | None = Field(
+        None,
+        description="with duration and model: the duration is the runtime on this GPU type (the job's GPUs on "
+        "one node); the job becomes duration / iteration time iterations, so its runtime on other types comes "
+        "from the cost model (as Gavel's simulator sizes jobs)",
+    )
 
     @model_validator(mode="after")
     def _one_size(self):
@@ -365,6 +384,9 @@ class _GeneratorBase(JobFields):
             raise ValueError("expected exactly one of duration or iterations")
         if self.iterations is not None and self.model is None:
             raise ValueError("found iterations without a model, expected a model whose cost profile gives the runtime")
+        if self.reference_gpu is not None and (self.duration is None or self.model is None):
+            raise ValueError("found reference_gpu without a duration and a model, expected both (the duration is "
+                             "converted to iterations of the model on that GPU type)")
         if self.end is not None and self.end <= self.start:
             raise ValueError("found end <= start, expected end after start")
         return self

@@ -36,6 +36,8 @@ def sample(spec, rng: np.random.Generator, n: int) -> np.ndarray:
         a, lo, hi = spec.alpha, spec.low, spec.high
         u = rng.uniform(0.0, 1.0, size=n)
         return lo / (1.0 - u * (1.0 - (lo / hi) ** a)) ** (1.0 / a)
+    if kind == "loguniform":
+        return np.exp(rng.uniform(np.log(spec.low), np.log(spec.high), size=n))
     raise ValueError(f"unknown distribution {kind!r}")  # pragma: no cover - the spec forbids it
 
 
@@ -47,7 +49,7 @@ def support_max(spec) -> float:
     if kind == "choice":
         vals = [v for v, w in zip(spec.values, spec.weights or [1] * len(spec.values)) if w > 0]
         return float(max(vals))
-    if kind in ("uniform", "bounded_pareto"):
+    if kind in ("uniform", "bounded_pareto", "loguniform"):
         return float(spec.high)
     if kind == "lognormal" and spec.max is not None:
         return float(spec.max)
@@ -60,7 +62,7 @@ def support_min(spec) -> float:
         return float(spec.value)
     if kind == "choice":
         return float(min(v for v, w in zip(spec.values, spec.weights or [1] * len(spec.values)) if w > 0))
-    if kind in ("uniform", "bounded_pareto"):
+    if kind in ("uniform", "bounded_pareto", "loguniform"):
         return float(spec.low)
     if kind == "lognormal" and spec.min is not None:
         return float(spec.min)
