@@ -263,13 +263,15 @@ def results_table(sweep: Sweep, done: dict[int, dict]) -> pd.DataFrame:
     (the value the scenario held, SI units) and ``<path>:given`` (as written in the sweep
     file), ``policy`` (label), ``policy_name``, ``seed``, then every summary metric."""
     from lepsim.experiments.compare import metric_names
+    from lepsim.report.run_folder import _clean
 
     rows = []
     cells = [c for c in sweep.cells if c.index in done]
     for c in cells:
         row: dict = {"cell": c.index, "cell_id": c.cell_id}
         for (k, given), (_, value) in zip(c.point, c.resolved):
-            row[k] = value
+            # a number or text as the scenario holds it; a mapping or list (a distribution) as JSON
+            row[k] = json.dumps(_clean(value), sort_keys=True) if isinstance(value, (dict, list, tuple)) else value
             row[f"{k}:given"] = format_value(given)
         row.update(policy=c.policy.label, policy_name=c.policy.name, seed=c.seed)
         row.update(done[c.index])

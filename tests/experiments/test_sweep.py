@@ -281,3 +281,14 @@ def test_docs_sweep_keys_table_lists_the_spec_fields():
     doc = (DATA.parents[1] / "docs" / "experiments.md").read_text()
     table = doc.split("| key | meaning |", 1)[1].split("\n\n", 1)[0]
     assert set(re.findall(r"^\| `(\w+)` \|", table, flags=re.M)) == set(SweepSpec.model_fields)
+
+
+def test_grid_over_a_distribution_stores_it_as_json(sweep_text, sweep_folder):
+    text = sweep_text.replace("workload.generators[0].rate: [2/h, 4/h]",
+                              "workload.generators[0].duration:\n    - {dist: exponential, mean: 20min}\n"
+                              "    - {dist: constant, value: 1h}")
+    (sweep_folder / "load.yaml").write_text(text)
+    out = run_sweep(sweep_folder / "load.yaml", sweep_folder / "out", workers=1)
+    col = pd.read_parquet(out.path)["workload.generators[0].duration"]
+    assert col.iloc[0] == '{"dist": "exponential", "mean": 1200.0}' and col.iloc[-1] == '{"dist": "constant", "value": 3600.0}'
+    assert pd.read_parquet(out.path)["workload.generators[0].duration:given"].iloc[0] == "{dist:exponential,mean:20min}"
