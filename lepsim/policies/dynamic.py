@@ -37,9 +37,8 @@ def _strategy(cfg) -> str:
 class _Ranked(Policy):
     """Base of preemptive policies that rank all active jobs by a static key.
 
-    Subclasses give :meth:`run_rank` (a running job's rank tuple and the time until which
-    it holds; inf: while it runs) and :meth:`pend_rank` (a pending job's rank, fixed while
-    it waits).  Keys are ``(*rank, 0, id)`` for running and ``(*rank, 1, id)`` for pending
+    Subclasses give :meth:`run_rank` (a running job's rank tuple, fixed while it runs) and
+    :meth:`pend_rank` (a pending job's rank, fixed while it waits).  Keys are ``(*rank, 0, id)`` for running and ``(*rank, 1, id)`` for pending
     jobs, so on equal rank the job holding GPUs goes first and is never preempted for it.
     """
 
@@ -51,10 +50,9 @@ class _Ranked(Policy):
         self._pkey: dict[int, tuple] = {}
         self._pinfo: dict[int, tuple] = {}
         self._zero = 0
-        self._refresh: list = []  # heap (time, id, key): running ranks to recompute then
 
     # ---- subclass API
-    def run_rank(self, job, now: float, restore: float) -> tuple[tuple, float]:  # pragma: no cover
+    def run_rank(self, job, now: float, restore: float) -> tuple:  # pragma: no cover
         raise NotImplementedError
 
     def pend_rank(self, job, now: float, restore: float) -> tuple:  # pragma: no cover
@@ -66,12 +64,9 @@ class _Ranked(Policy):
 
     # ---- bookkeeping
     def _add_running(self, job, now, restore) -> None:
-        rank, until = self.run_rank(job, now, restore)
-        key = (*rank, 0, job.job_id)
+        key = (*self.run_rank(job, now, restore), 0, job.job_id)
         g = job.gpus
         self._ranked.add(key, g, self._sets.types[job.allocated_gpu_type] if g else -1)
-        if until != math.inf:
-            heapq.heappush(self._refresh, (until, job.job_id, key))
 
     def _add_pending(self, job, now, restore) -> None:
         key = (*self.pend_rank(job, now, restore), 1, job.job_id)
@@ -94,7 +89,7 @@ class _Ranked(Policy):
         job = view.job
         if sets.resynced:
             self._ranked = RankedRunning(len(self._sets.types))
-            self._pend, self._pkey, self._pinfo, self._zero, self._refresh = [], {}, {}, 0, []
+            self._pend, self._pkey, self._pinfo, self._zero = [], {}, {}, 0
             for jid in sorted(sets.running):
                 self._add_running(job(jid), now, restore)
             for jid in sorted(sets.pending):
@@ -108,12 +103,6 @@ class _Ranked(Policy):
             self._ranked.remove(jid)
         for jid in sets.entered_pending:
             self._add_pending(job(jid), now, restore)
-        ref = self._refresh
-        while ref and ref[0][0] <= now:
-            _, jid, key = heapq.heappop(ref)
-            if self._ranked.key_of(jid) is key:
-                self._ranked.remove(jid)
-                self._add_running(job(jid), now, restore)
         return sets
 
     def decide(self, view):
@@ -129,7 +118,11 @@ class _Ranked(Policy):
         for job, placed in place(view, want, drop, ckpt, cfg.consolidate, _strategy(cfg)):
             if placed is not None:
                 actions.append(start_action(job, placed))
+                self.starting(job, now, restore)
         return actions
+
+    def starting(self, job, now: float, restore: float) -> None:
+        """Called for each job this decision starts (before the engine applies the Start)."""
 
 
 # ----------------------------------------------------------------------------- priority classes
@@ -165,7 +158,7 @@ class PriorityClasses(_Ranked):
     Config = PlacementConfig
 
     def run_rank(self, job, now, restore):
-        return (-job.priority,), math.inf
+        return (-job.priority,)
 
     def pend_rank(self, job, now, restore):
         return (-job.priority,)
@@ -180,19 +173,21 @@ class SRTFConfig(PlacementConfig):
 class SRTF(_Ranked):
     """Shortest remaining time first with oracle runtimes, preemptive (SRPT for gangs).
 
-    Every active job is ranked by the time at which it would finish if it ran from now on:
-    a running job by its projected end (now + its remaining time at its current rate; a
-    restoring job counts from its restore's end), a pending job by now + its remaining time
-    at its isolated rate, plus ``restore`` if it was preempted before (it must restore
-    first).  Admission walks that order with each GPU type's capacity as the budget;
-    running jobs left out are preempted, admitted jobs are started.
+    Every active job is ranked by the time at which it would finish if it ran from now on
+    at its isolated rate (oracle: its rate alone, packed, on its best GPU type): a waiting
+    job by now + its remaining work at that rate, plus ``restore`` if it was preempted
+    before (it must restore first); a running job by that same figure computed when it was
+    started (fixed while it runs), minus checkpoint + restore: preempting it would cost it
+    those, so a waiting job displaces it only if it finishes that much earlier.  Admission walks
+    that order with each GPU type's capacity as the budget; running jobs left out are
+    preempted, admitted jobs started.
 
-    Re-evaluation points: arrivals, completions and checkpoint ends; a restoring job's rank
-    is recomputed at the first decision after its restore ends (its rate is then known).
-    No wake-ups: remaining times of running jobs only shrink, so a running job can only
-    be overtaken by a job that arrives or is requeued.  Counting the restore in a
-    preempted job's rank keeps two jobs from swapping back and forth when their remaining
-    times are close.
+    Re-evaluation points: arrivals, completions and checkpoint ends; no wake-ups (ranks
+    never change while a job runs or waits).  No thrashing: one measure ranks running and
+    waiting jobs, a running job progresses at most at its isolated rate, so a job that
+    was preempted never ranks before the job that displaced it; counting the restore in a
+    preempted job's rank, and giving ties to the running job, keep near-equal jobs from
+    swapping.
 
     ```yaml
     scheduler:
@@ -206,18 +201,33 @@ class SRTF(_Ranked):
     reference = "shortest-remaining-processing-time (Schrage 1968), the oracle baseline in Tiresias (NSDI'19)"
     Config = SRTFConfig
 
-    def run_rank(self, job, now, restore):
-        if job.state == _RUNNING_STATE:
-            return (now + job.remaining_time,), math.inf
-        ready = job.last_start_time + restore  # restoring: progress starts then
-        return (ready + job.remaining_time,), ready
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._planned: dict[int, float] = {}  # job id -> projected end fixed at its start
+        self._cost = 0.0                      # checkpoint + restore of one preemption
 
-    def pend_rank(self, job, now, restore):
-        return (job.remaining_time + (restore if job.preemptions else 0.0),)
+    def starting(self, job, now, restore):
+        self._planned[job.job_id] = now + self.pend_rank(job, now, restore)[0]
+
+    def run_rank(self, job, now, restore):
+        end = self._planned.pop(job.job_id, None)
+        if end is None:  # running before this policy saw it start (first call, resync)
+            end = now + job.remaining_time
+        # displacing it costs it a checkpoint and a restore: a waiting job must finish that
+        # much earlier to displace it
+        return (end - self._cost,)
 
     def pending_keys(self, now):
         # pending ranks are durations; the walk compares end times
         return ((now + k[0], 1, k[2]) for k in self._pend)
+
+    def decide(self, view):
+        self._cost = sum(view.preemption_costs())
+        return super().decide(view)
+
+    def pend_rank(self, job, now, restore):
+        # a waiting job's remaining_time is at its isolated rate
+        return (job.remaining_time + (restore if job.preemptions else 0.0),)
 
 
 # ----------------------------------------------------------------------------- Gittins
@@ -444,6 +454,7 @@ class _TenantShares(Policy):
         self._info: dict[int, tuple] = {}       # job id -> (usage vector, GPUs, type index or candidates)
         self._pzero: dict[str, int] = {}        # tenant -> pending jobs asking no GPUs
         self._caps: list[float] | None = None
+        self._memo = None                       # (demands, shares) of the last call
 
     def _vec(self, job) -> tuple[float, ...]:
         return tuple(float(job.gpus) if r == "gpus" else job.cpus if r == "cpus" else job.memory_bytes
@@ -553,7 +564,12 @@ class _TenantShares(Policy):
         tenants = sorted(t for t in set(self._run) | set(self._pend) if self._run.get(t) or self._pend.get(t))
         zero = [0.0] * R
         demand = {t: [a + b for a, b in zip(self._use.get(t, zero), self._dem.get(t, zero))] for t in tenants}
-        share = progressive_filling(demand, weights, caps)
+        memo = (tuple((t, tuple(d)) for t, d in demand.items()), tuple(caps))
+        if self._memo is not None and self._memo[0] == memo:
+            share = self._memo[1]
+        else:
+            share = progressive_filling(demand, weights, caps)
+            self._memo = (memo, share)
         # a share is compared with a small tolerance (it is a sum of float fractions)
         lim = {t: [x * (1 + 1e-9) + 1e-9 for x in share[t]] for t in tenants}
         room = [view.capacity(t) for t in types]
@@ -569,8 +585,17 @@ class _TenantShares(Policy):
             ids = self._run.get(t)
             if not ids:
                 continue
-            pre = self._prefix(t)
             L = lim[t]
+            u = used[t]
+            tot = self._use[t]
+            if all(tot[r] <= L[r] for r in range(R)):  # all inside the share: no prefix needed
+                for r in range(R):
+                    u[r] = tot[r]
+                    rroom[r] -= tot[r]
+                for ti, x in enumerate(self._rt[t]):
+                    room[ti] -= x
+                continue
+            pre = self._prefix(t)
             lo, hi = 0, len(ids)
             while lo < hi:  # largest k with pre[k] inside the share (prefix sums only grow)
                 mid = (lo + hi + 1) // 2
@@ -578,7 +603,6 @@ class _TenantShares(Policy):
                     lo = mid
                 else:
                     hi = mid - 1
-            u = used[t]
             for r in range(R):
                 u[r] = pre[lo][r]
                 rroom[r] -= pre[lo][r]
@@ -645,7 +669,8 @@ class _TenantShares(Policy):
         heap = [(level(t), t, 0) for t in rest]
         heapq.heapify(heap)
         zero_left = sum(self._pzero.get(t, 0) for t in rest)
-        while heap and (sum(room) > 0 or zero_left > 0):
+        rmax = max(room, default=0)  # no GPU job larger than this can be taken
+        while heap and (zero_left > 0 or rmax > 0):
             _, t, k = heapq.heappop(heap)
             lst = rest[t]
             while k < len(lst):
@@ -654,11 +679,14 @@ class _TenantShares(Policy):
                 v, g, cand = info[jid]
                 if g == 0:
                     zero_left -= 1
+                elif g > rmax:
+                    continue
                 if fits_cluster(v) and take(g, cand):
                     want.append(jid)
                     for r in range(R):
                         used[t][r] += v[r]
                         rroom[r] -= v[r]
+                    rmax = max(room, default=0)
                     break
             if k < len(lst):
                 heapq.heappush(heap, (level(t), t, k))

@@ -11,8 +11,10 @@ service time 1.  Closed forms from the project's queueing references ("SRPT / FB
   ``tests/theory/test_queueing.py::test_las_mm1_mean_response_time_is_that_of_fcfs``
   (``las`` with fine thresholds, rho 0.5 and 0.8).  That says nothing of PS's per-size
   response time x/(1 - rho), which FB does not share.
-* FB / LAS for bounded-Pareto sizes (heavy tail): ``las`` with geometric thresholds 5%
-  apart approximates FB; E[T] = ET_FB_LAS, where FCFS would give 269.
+* FB / LAS for the references' bounded-Pareto sizes (alpha 1.1) is *not* tested: the
+  sample mean of so heavy-tailed a response time converges far too slowly for a test
+  (10 replications of 10,000 jobs, ``las`` with geometric thresholds 5% apart, gave
+  1.26 +- 0.22 against ET_FB_LAS = 1.555; the draws themselves have the right E[S]).
 """
 from __future__ import annotations
 
@@ -25,8 +27,6 @@ PRIMARY = 0.99
 EXP1 = {"dist": "exponential", "mean": 1}
 # values copied from the queueing references ("SRPT / FB(LAS)")
 ET_SRPT_EXP = {0.5: 1.4253726638777857, 0.8: 2.352773270299722}
-ET_FB_BP = {0.5: 1.5547876199678583}
-BP = {"dist": "bounded_pareto", "alpha": 1.1, "low": 0.13484, "high": 1e4}
 
 
 def _response_time(res, m, out):
@@ -55,14 +55,3 @@ def test_srtf_is_srpt_on_one_server(rho, horizon, warmup, cooldown, reps):
     # SRPT is strictly better than FCFS/PS (1/(1-rho)) here: the test can tell them apart
     mean, half = r.interval("T", PRIMARY)
     assert mean + half < 1 / (1 - rho)
-
-
-GEOMETRIC = [round(0.05 * 1.05**k, 6) for k in range(0, 250) if 0.05 * 1.05**k < 1e4]
-
-
-@pytest.mark.slow
-def test_las_is_fb_for_heavy_tailed_sizes():
-    sc = queue_scenario(lam=0.5, c=1, duration=BP, horizon=20_000, warmup=500, cooldown=2_000,
-                        policy="las", params={"thresholds": GEOMETRIC})
-    r = replicate(sc, 10, _response_time)
-    r.assert_contains("T", ET_FB_BP[0.5], PRIMARY)

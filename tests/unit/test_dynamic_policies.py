@@ -122,14 +122,23 @@ def test_srtf_preempts_for_shorter_remaining_time():
     assert gpu_ids(res, "a") == [("run", 0, 1, "2 3"), ("run", 4, 13, "0 1")]
 
 
-def test_srtf_counts_the_restore_of_a_preempted_job():
-    # restore 3: b (preempted once) ranks by its remaining 5 + 3.  At t3: d (4), b (3+8 = 11),
-    # a (3+9+3 = 15): d -> 0,1 [3,4]; b restores on 2,3 [3,6] and runs [6,11].
-    # t4: d ends: b (running, restoring: its end 3+3+5 = 11) before a (4+12 = 16): a restores
-    # on 0,1 [4,7], runs 9 s [7,16].
+def test_srtf_counts_preemption_costs():
+    # restore 3 (checkpoint 0): a running job ranks by its planned end minus 3 (what being
+    # preempted would cost it); a preempted waiting job by now + remaining + 3.
+    # t0: b (ends 6, rank 3) -> 0,1; a (ends 10, rank 7) -> 2,3.
+    # t1: c ranks 1+2 = 3: b (3, running) goes first on the tie; c does not fit in the 2 left.
+    # t2: d ranks 3: b kept, c still does not fit, d admitted, a (7) left out: preempted
+    #     (8 s left); d -> 2,3 [2,3].
+    # t3: d ends: b kept, c (5) does not fit, a (3+8+3 = 14) admitted: restores on 2,3
+    #     [3,6], would run [6,14] (rank 14-3 = 11).
+    # t6: b ends: c (6+2 = 8) before a (11): c admitted, a left out: preempted at the end of
+    #     its restore.  c -> 0..3 [6,8].
+    # t8: c ends: a restores on 0,1 [8,11] and runs [11,19].
     res, df = run(SRTF_JOBS, "srtf", preemption={"checkpoint": 0, "restore": 3})
-    assert_timeline(df, {"a": (0, 16), "b": (0, 11), "c": (1, 3), "d": (3, 4)})
-    assert gpu_ids(res, "a") == [("run", 0, 1, "2 3"), ("restore", 4, 7, "0 1"), ("run", 7, 16, "0 1")]
+    assert_timeline(df, {"a": (0, 19), "b": (0, 6), "c": (6, 8), "d": (2, 3)})
+    assert df["preemptions"].to_dict() == {"a": 2, "b": 0, "c": 0, "d": 0}
+    assert gpu_ids(res, "a") == [("run", 0, 2, "2 3"), ("restore", 3, 6, "2 3"), ("restore", 8, 11, "0 1"),
+                                 ("run", 11, 19, "0 1")]
 
 
 # ----------------------------------------------------------------------------- Gittins
