@@ -6,6 +6,7 @@ are one line each on stderr with exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -245,7 +246,7 @@ def _param_rows(cls) -> list[tuple[str, str, str]]:
     """(name, default, description) of a policy's parameters."""
     out = []
     for k, f in cls.Config.model_fields.items():
-        out.append((k, repr(f.default), f.description or ""))
+        out.append((k, repr(f.get_default(call_default_factory=True)), f.description or ""))
     return out
 
 
@@ -264,7 +265,7 @@ def cmd_policies(args) -> int:
         hooks = hooks_of(cls)
         if hooks:
             console.print(f"hooks: {', '.join(hooks)}")
-        console.print(cls.__doc__ or "")
+        console.print(inspect.cleandoc(cls.__doc__ or ""), markup=False)
         t = Table(show_header=True, header_style="bold", title="parameters")
         for c in ("parameter", "default", "meaning"):
             t.add_column(c)

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from lepsim.policies.actions import Preempt, Start, Wakeup
 from lepsim.policies.base import Policy
 from lepsim.policies.builtin import PlacementConfig
+from lepsim.policies.placement import OfType
 from lepsim.policies.registry import register
 from lepsim.units import UnitError, parse_duration
 
@@ -172,18 +173,7 @@ class GavelConfig(PlacementConfig):
         return x
 
 
-class _AsType:
-    """A job seen as requiring one GPU type (to place it with FreeMap.first_fit); every
-    other attribute (size, tenant, labels, constraints) is the job's."""
-
-    __slots__ = ("_job", "gpu_type")
-
-    def __init__(self, job, gpu_type):
-        self._job = job
-        self.gpu_type = gpu_type
-
-    def __getattr__(self, name):
-        return getattr(self._job, name)
+_AsType = OfType  # a job seen as requiring one GPU type (lepsim.policies.placement)
 
 
 class _Gavel(Policy):
@@ -347,7 +337,7 @@ class _Gavel(Policy):
                 return out  # (a 0-GPU job waits for the next call with a GPU free)
             fm = view.free_map()
         cfg = self.config
-        strategy = "best" if cfg.placement == "best_fit" else "first"
+        strategy = cfg.placement  # a FreeMap strategy name (first_fit, best_fit, pack, ...)
         types = self._types
         tix = {t: i for i, t in enumerate(types)}
         now = view.now

@@ -10,7 +10,6 @@ from pydantic import Field, field_validator
 
 from lepsim.policies.actions import Preempt, Start, Wakeup
 from lepsim.policies.base import Policy, PolicyConfig
-from lepsim.policies.placement import Strategy
 from lepsim.policies.priority import JobSets, RankedRunning, admit, candidates, place
 from lepsim.policies.registry import register
 from lepsim.units import UnitError, parse_duration
@@ -23,8 +22,10 @@ def _start(job, placed) -> Start:
 
 
 class PlacementConfig(PolicyConfig):
-    placement: Literal["first_fit", "best_fit"] = Field(
-        "first_fit", description="first_fit: first node that fits; best_fit: the node left with fewest free GPUs"
+    placement: Literal["first_fit", "best_fit", "pack", "spread", "topology", "frag"] = Field(
+        "first_fit", description="placement strategy (docs/policies.md): first_fit: first node that fits; best_fit: "
+        "the node left with fewest free GPUs; pack: best fit, spreading over the fullest nodes first; spread: the "
+        "emptiest node; topology: fewest nodes, then racks; frag: least increase in GPU fragmentation"
     )
     consolidate: Literal["prefer", "require", "none"] = Field(
         "prefer", description="prefer one node, spread when none fits; require: wait for one node; none: spread"
@@ -32,11 +33,6 @@ class PlacementConfig(PolicyConfig):
 
 
 class QueueConfig(PlacementConfig):
-    placement: Strategy = Field(  # type: ignore[assignment]
-        "first_fit", description="a placement strategy of lepsim.policies.placement: first_fit (first node that "
-                                 "fits), best_fit (fewest free GPUs left), pack, spread, topology (fewest nodes, then "
-                                 "racks), frag"
-    )
     skip_blocked: bool = Field(
         False, description="let later jobs start when the head of the queue does not fit (no reservation)"
     )
@@ -328,7 +324,7 @@ class LAS(Policy):
 
         drop, want = admit(view, ranked, self._pend, self._pinfo, self._sets.types, zero_pending=self._zero)
         actions: list = [Preempt(jid) for jid in sorted(drop)]
-        strategy = "best" if cfg.placement == "best_fit" else "first"
+        strategy = cfg.placement  # a FreeMap strategy name (first_fit, best_fit, pack, ...)
         # with no checkpoint time the preempted jobs' GPUs are free at once (else after it)
         for job, placed in place(view, want, drop, ckpt, cfg.consolidate, strategy):
             if placed is not None:

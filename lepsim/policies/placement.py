@@ -82,6 +82,20 @@ def node_fragmentation(free_shares: Sequence[float], whole_free: int, gpu_type: 
     return out
 
 
+class OfType:
+    """A job seen as requiring one GPU type (to place it on that type with a FreeMap);
+    every other attribute (size, tenant, labels, constraints) is the job's."""
+
+    __slots__ = ("_job", "gpu_type")
+
+    def __init__(self, job, gpu_type):
+        self._job = job
+        self.gpu_type = gpu_type
+
+    def __getattr__(self, name):
+        return getattr(self._job, name)
+
+
 class FreeMap:
     __slots__ = ("free", "cpus", "mem", "node_type", "nodes_by_type", "gpn", "free_total", "labels", "rack",
                  "tenants", "iso", "used", "mix", "_own", "_any_iso")
@@ -169,20 +183,27 @@ class FreeMap:
             return self._place_share(job, strategy)
         if strategy in ("first_fit", "best_fit"):
             return self.first_fit(job, consolidate, "best" if strategy == "best_fit" else "first")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown placement strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
         if job.gpus == 0:
             return self.first_fit(job, consolidate)
         return self._place_ranked(job, strategy, consolidate)
 
-    def first_fit(self, job, consolidate: Consolidate = "prefer", strategy: Literal["first", "best"] = "first"):
+    def first_fit(self, job, consolidate: Consolidate = "prefer", strategy: str = "first"):
         """Choose GPUs for ``job`` (a JobView) and take them; None when it does not fit now.
 
         * one node: the first node (in node order) of an allowed GPU type with enough free
           GPUs, CPU and memory (``strategy="best"``: the one with the fewest free GPUs left).
         * otherwise, unless ``consolidate="require"``: GPUs gathered over nodes of one GPU
           type, filling nodes in order (``"none"`` skips the one-node attempt).
-        Nodes that the job's constraints exclude are skipped.
+        Nodes that the job's constraints exclude are skipped.  ``strategy`` may also be a
+        name of :data:`STRATEGIES` (then the same as :meth:`place`).
         Returns a tuple of global GPU ids (or ``("node", i)`` for a CPU-only job).
         """
+        if strategy not in ("first", "best", "first_fit", "best_fit"):
+            return self.place(job, strategy, consolidate)
+        if strategy in ("first_fit", "best_fit"):
+            strategy = strategy[:-4]
         if getattr(job, "gpu_fraction", 1.0) < 1.0 and job.gpus == 1:
             return self._place_share(job, "best_fit" if strategy == "best" else "first_fit")
         n = job.gpus

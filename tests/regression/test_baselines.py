@@ -24,6 +24,9 @@ def test_every_scenario_and_builtin_policy_has_a_baseline():
     for scenario in ("burst", "steady", "philly_like"):
         for policy in ("fifo", "sjf", "las"):
             assert f"{scenario}-{policy}" in have
+    # the static family (quota needs tenants: steady has one)
+    for name in ("burst-easy", "steady-easy", "philly_like-easy", "burst-quota", "philly_like-quota"):
+        assert name in have
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
