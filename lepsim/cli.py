@@ -9,6 +9,7 @@ import argparse
 import inspect
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -57,11 +58,12 @@ def _parse_params(items: list[str]) -> dict:
 def fmt_value(key: str, v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
+    key = re.sub(r"\[.*\]$", "", key) if not key.startswith("utilization") else key
     if key.endswith("_s"):
         from lepsim.units import format_duration
 
         return format_duration(float(v))
-    if key.startswith("utilization") or key.endswith(("_utilization", "_share")):
+    if key.startswith("utilization") or key.endswith(("_utilization", "_share", "attainment")):
         return f"{100 * float(v):.1f}%"
     if isinstance(v, float):
         return f"{v:.3g}"
@@ -99,6 +101,29 @@ FAILURE_ROWS = (
 )
 
 
+# per inference service (keys KEY[SERVICE]), shown when a run has services
+SERVICE_ROWS = (
+    ("slo_attainment", "SLO attainment"),
+    ("goodput_rps", "goodput (req/s in SLO)"),
+    ("ttft_p99_s", "p99 time to first token"),
+    ("tpot_p99_s", "p99 time per output token"),
+    ("e2e_p99_s", "p99 end-to-end latency"),
+    ("requests_timeout", "requests timed out"),
+    ("requests_rejected", "requests rejected"),
+    ("replicas_mean", "mean serving replicas"),
+)
+
+
+def service_rows(keys) -> list[tuple[str, str]]:
+    """(key, label) rows of every service seen in ``keys`` (``slo_attainment[NAME]``)."""
+    names = []
+    for k in keys:
+        m = re.fullmatch(r"slo_attainment\[(.*)\]", k)
+        if m and m.group(1) not in names:
+            names.append(m.group(1))
+    return [(f"{key}[{n}]", f"{n}: {label}") for n in names for key, label in SERVICE_ROWS]
+
+
 def summary_table(summaries: list[dict], title: str = "") -> Table:
     t = Table(title=title or None, show_header=True, header_style="bold")
     t.add_column("metric")
@@ -112,6 +137,7 @@ def summary_table(summaries: list[dict], title: str = "") -> Table:
         keys += list(STORAGE_ROWS)
     if any(s.get("node_failures") or s.get("jobs_failed") for s in summaries):
         keys += list(FAILURE_ROWS)
+    keys += service_rows(k for s in summaries for k in s)
     for key, label in keys:
         t.add_row(label, *(fmt_value(key, s.get(key)) for s in summaries))
     return t
@@ -200,8 +226,12 @@ def cmd_run(args) -> int:
     result.save(out)
     st = result.stats
     console.print(summary_table([result.summary], title=f"{name} · {result.policy} · seed {result.seed}"))
+    jobs = result.jobs
+    what = f"{int((jobs['kind'] == 'training').sum()) if 'kind' in jobs else len(jobs)} jobs"
+    if result.requests is not None:
+        what += f" and {len(result.requests)} requests"
     console.print(
-        f"simulated {len(result.jobs)} jobs to t={fmt_value('x_s', result.end_time)} in "
+        f"simulated {what} to t={fmt_value('x_s', result.end_time)} in "
         f"{st['wall_simulate_s']:.2f}s wall · run folder: {out}"
     )
     return 0
@@ -336,7 +366,10 @@ def compare_table(comp, title: str = "") -> Table:
     metrics = comp.metrics()
     rows = [(k, label) for k, label in SUMMARY_ROWS if k in metrics]
     rows += [(k, f"  utilization {k[len('utilization['):-1]}") for k in metrics if k.startswith("utilization[")]
-    rows += [(k, k) for k in metrics if SLO_COST.search(k)]
+    svc = service_rows(metrics)
+    rows += [r for r in svc if r[0] in metrics]
+    shown = {k for k, _ in svc}
+    rows += [(k, k) for k in metrics if SLO_COST.search(k) and k not in shown]
     for key, label in rows:
         sub = table[table.metric == key].set_index("policy").reindex(comp.labels)
         t.add_row(label, *(format_ci(key, m, h) for m, h in zip(sub["mean"], sub["ci_half_width"])))

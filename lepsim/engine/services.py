@@ -29,6 +29,7 @@ from collections import deque
 import numpy as np
 
 from lepsim.rng import Streams
+from lepsim.scenario.spec import ContinuousBatching
 
 REPLICA = "inference-replica"
 # request status codes (records): the order is the one docs/metrics.md lists
@@ -189,7 +190,7 @@ class _Service:
         self.max_out = s.max_outstanding if s.max_outstanding is not None else math.inf
         self.limit = s.queue.limit if s.queue.limit is not None else math.inf
         self.timeout = s.queue.timeout if s.queue.timeout is not None else math.inf
-        b = s.batching
+        b = s.batching if s.batching is not None else ContinuousBatching(kind="continuous")
         self.static = s.service_time is not None or b.kind == "static"
         self.max_batch = 1 if s.service_time is not None else b.max_batch
         self.batch_timeout = 0.0 if (s.service_time is not None or b.kind != "static") else b.timeout

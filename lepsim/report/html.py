@@ -34,6 +34,7 @@ def format_metric(metric: str, v) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     v = float(v)
+    metric = re.sub(r"\[.*\]$", "", metric)  # per-type/tenant/service keys: the unit of their family
     if metric.endswith("_s"):
         from lepsim.units import format_duration
 

@@ -590,7 +590,7 @@ class ServiceSpec(Spec):
     router: Literal["round-robin", "least-outstanding", "power-of-two"] = "least-outstanding"
     max_outstanding: Annotated[int, Field(ge=1)] | None = Field(
         None, description="route to a replica only while it holds fewer requests; else wait in the service queue")
-    batching: Batching = Field(default_factory=lambda: ContinuousBatching(kind="continuous"))
+    batching: Batching | None = Field(None, description="default: {kind: continuous} (none for service_time)")
     queue: QueueLimits = QueueLimits()
     slo: SLOSpec = SLOSpec()
     cold_start: NonNegDuration | None = Field(
@@ -613,13 +613,15 @@ class ServiceSpec(Spec):
             if self.model is not None:
                 raise ValueError("found both service_time and model, expected one: a model (the cost model times "
                                  "iterations) or a service_time (model-free)")
-            if "batching" in self.model_fields_set:
+            if self.batching is not None:
                 raise ValueError("found batching with service_time, expected none (a model-free replica serves one "
                                  "request at a time)")
         elif self.model is None:
             raise ValueError("found neither model nor service_time, expected one of them")
         if trace and (self.prompt_tokens is not None or self.output_tokens is not None):
             raise ValueError("found prompt_tokens/output_tokens with trace arrivals, expected the trace's tokens only")
+        if self.model is not None and self.batching is None:
+            object.__setattr__(self, "batching", ContinuousBatching(kind="continuous"))
         if self.model is not None and not trace and (self.prompt_tokens is None or self.output_tokens is None):
             raise ValueError("found a model without prompt_tokens and output_tokens, expected both (or trace arrivals)")
         return self

@@ -395,3 +395,22 @@ def test_scale_down_drains_a_serving_replica(tmp_path, script_policy):
     ev = r.events
     assert ev[ev["event"] == "retire"][["time_s", "job_id"]].values.tolist() == [[2.0, 1]]
     assert r.jobs.loc[1, "status"] == "retired" and r.jobs.loc[1, "end_s"] == pytest.approx(5.1)
+
+
+def test_cli_run_shows_service_rows_and_writes_request_tables(tmp_path, capsys):
+    import yaml
+
+    from lepsim.cli import main
+
+    tr = write_trace(tmp_path / "t.csv", [(0, 1, 1), (0.5, 1, 1), (3.0, 1, 1)])
+    sc = svc_scenario({**model_free(tr), "slo": {"e2e": {"p99": 1.2}}}).model_dump(mode="json")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sc))
+    assert main(["run", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "s: SLO attainment" in out and "66.7%" in out and "0 jobs and 3 requests" in out
+    import pandas as pd
+
+    q = pd.read_csv(tmp_path / "run" / "requests.csv")
+    assert q["finish_s"].tolist() == [1.0, 2.0, 4.0]
+    assert (tmp_path / "run" / "service_windows.parquet").exists()
