@@ -182,3 +182,17 @@ def test_process_pool_gives_the_same_comparison(comp):
         for a, b in zip(comp.runs[lab], pooled.runs[lab]):
             pd.testing.assert_frame_equal(a.intervals, b.intervals)
             pd.testing.assert_frame_equal(a.timeline, b.timeline)
+
+
+@pytest.mark.parametrize("command, heading", [("compare", "## `lepsim compare`"), ("sweep", "## Sweeps")])
+def test_docs_option_tables_match_the_parser(command, heading):
+    """The option tables of docs/experiments.md list exactly the command's options."""
+    from lepsim.cli import build_parser
+
+    doc = (DATA.parents[1] / "docs" / "experiments.md").read_text()
+    section = doc.split(heading, 1)[1].split("\n## ", 1)[0]
+    table = section.split("| option | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"`(--[a-z-]+)", table))
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    options = {o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    assert documented == options
