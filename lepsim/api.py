@@ -106,7 +106,8 @@ def simulate(
     events = events_frame(raw)
     links = links_frame(raw)
     storage = storage_frame(raw)
-    summary = summarize(jobs, intervals, timeline, capacity=raw.capacity, window=window, storage=storage, events=events)
+    summary = summarize(jobs, intervals, timeline, capacity=raw.capacity, window=window, storage=storage, events=events,
+                        links=links)
     requests = service_windows = None
     if raw.services is not None:
         requests = requests_frame(raw, window)

@@ -94,6 +94,11 @@ STORAGE_ROWS = (
     ("data_stall_gpu_h", "data stall GPU-h"),
     ("storage_utilization", "storage utilization"),
 )
+# shown when a run has a constraining network (busiest_link_utilization is a number)
+NETWORK_ROWS = (
+    ("comm_share", "communication share of running time"),
+    ("busiest_link_utilization", "busiest network link utilization"),
+)
 FAILURE_ROWS = (
     ("node_failures", "node failures"),
     ("jobs_failed", "failed jobs"),
@@ -135,6 +140,9 @@ def summary_table(summaries: list[dict], title: str = "") -> Table:
     if any(isinstance(s.get("storage_utilization"), float) and not math.isnan(s["storage_utilization"])
            for s in summaries):
         keys += list(STORAGE_ROWS)
+    if any(isinstance(s.get("busiest_link_utilization"), float) and not math.isnan(s["busiest_link_utilization"])
+           for s in summaries):
+        keys += list(NETWORK_ROWS)
     if any(s.get("node_failures") or s.get("jobs_failed") for s in summaries):
         keys += list(FAILURE_ROWS)
     keys += service_rows(k for s in summaries for k in s)

@@ -30,7 +30,7 @@ def _makespan(jobs: pd.DataFrame) -> float:
 
 def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFrame, *, capacity: dict,
               window: tuple[float, float], storage: pd.DataFrame | None = None,
-              events: pd.DataFrame | None = None) -> dict:
+              events: pd.DataFrame | None = None, links: pd.DataFrame | None = None) -> dict:
     """The summary dict.  ``window`` = [lo, hi] seconds: the measurement window (warm-up to end
     or to horizon − cool-down).  JCT, queueing and slowdown use completed jobs submitted
     inside the window; utilizations integrate allocations over the window."""
@@ -89,6 +89,23 @@ def summarize(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFram
             out[f"utilization_tenant[{tenant}]"] = float(v) / (cap_total * span)
     out["throughput_jobs_per_h"] = float(len(done)) / span * 3600.0 if span > 0 else math.nan
     out.update(_storage_and_failures(jobs, intervals, timeline, cap_total, lo, hi, storage, events))
+    out.update(_network(measured, links, lo, hi))
+    return out
+
+
+def _network(measured: pd.DataFrame, links: pd.DataFrame | None, lo: float, hi: float) -> dict:
+    """Communication share of running time; the busiest link's mean utilization (docs/metrics.md)."""
+    span = hi - lo
+    known = measured[measured["comm_s"].notna()] if "comm_s" in measured.columns else measured.iloc[:0]
+    ex = float(known["executed_s"].sum()) if len(known) else 0.0
+    out = {"comm_share": float(known["comm_s"].sum()) / ex if ex > 0 else math.nan}
+    best = math.nan
+    if links is not None and len(links) and span > 0:
+        for _, g in links.groupby("link", sort=False):
+            u = step_integral(g["time_s"].to_numpy(dtype=float), g["utilization"].to_numpy(dtype=float), lo, hi) / span
+            if math.isnan(best) or u > best:
+                best = u
+    out["busiest_link_utilization"] = best
     return out
 
 

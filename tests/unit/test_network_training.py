@@ -91,6 +91,8 @@ def test_two_jobs_sharing_uplinks_rates_halve_and_completions_move():
     up = res.links[res.links["link"] == "tor:0>spine"]
     assert up["time_s"].tolist() == pytest.approx([0.0, end_b])
     assert up["utilization"].tolist() == pytest.approx([1.0, 0.0])
+    assert res.summary["busiest_link_utilization"] == pytest.approx(1.0)  # full over the whole window
+    assert res.summary["comm_share"] == pytest.approx((na * 2 * c + na * 2 * c + (nb - na) * c) / (end_a + end_b))
 
     # packed: A on nodes 0,1 and B on 2,3 stay inside their racks: no sharing, profiled speed
     res = lepsim.simulate(scenario(jobs, [[0, 1], [2, 3]], net))
@@ -98,6 +100,7 @@ def test_two_jobs_sharing_uplinks_rates_halve_and_completions_move():
     assert j.loc[0, "end_s"] == pytest.approx(na * t, rel=1e-12)
     assert j.loc[1, "end_s"] == pytest.approx(nb * t, rel=1e-12)
     assert j.loc[1, "comm_s"] == pytest.approx(nb * c, rel=1e-9)
+    assert res.summary["comm_share"] == pytest.approx(c / t)
 
 
 def test_a_later_job_slows_a_running_one_from_its_start():
