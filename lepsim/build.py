@@ -39,6 +39,7 @@ def _workload_key(scenario, seed, catalog, base_dir) -> tuple:
     stamps = []
     paths = [t.path for t in scenario.workload.traces]
     paths += [s.arrivals.path for s in scenario.workload.services if s.arrivals.kind == "trace"]
+    paths += [e.trace for e in scenario.cluster.pools if getattr(e, "trace", None) is not None]
     for t in paths:
         p = Path(t) if Path(t).is_absolute() else base_dir / t
         stamps.append(p.stat().st_mtime_ns if p.is_file() else None)
@@ -56,7 +57,7 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
     """Nodes, jobs, warnings and topology; appends problems (cluster, network, workload, costs of jobs)."""
     from lepsim.engine.topology import build_topology
 
-    nodes, cluster_problems = resolve_cluster(scenario.cluster, catalog)
+    nodes, cluster_problems = resolve_cluster(scenario.cluster, catalog, base_dir)
     for path, msg in cluster_problems:
         add(path, msg)
     if cluster_problems:

@@ -163,9 +163,10 @@ def chrome_trace(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataF
 def _node_names(scenario) -> dict[int, str]:
     try:
         from lepsim.hardware import default_catalog
+        from lepsim.scenario.loader import scenario_base
         from lepsim.scenario.resolve import resolve_cluster
 
-        nodes, problems = resolve_cluster(scenario.cluster, default_catalog())
+        nodes, problems = resolve_cluster(scenario.cluster, default_catalog(), scenario_base(scenario)[0])
     except Exception:   # names are a nicety: a scenario that no longer resolves keeps numbers
         return {}
     return {} if problems else {n.index: n.name for n in nodes}

@@ -99,8 +99,9 @@ def _is_tag(part: str) -> bool:
     return part in _TAGS or "[" in part or part.startswith("function-")
 
 
-_TAGS = {"label", "choice", "uniform", "exponential", "erlang", "hyperexponential", "lognormal",
-         "bounded_pareto", "loguniform", "poisson", "burst", "str", "LabelChoice", "tagged-union", "union", "json-or-python"}
+_TAGS = {"NodePool", "PoolsFromTrace", "label", "choice", "uniform", "exponential", "erlang", "hyperexponential",
+         "lognormal", "bounded_pareto", "loguniform", "poisson", "burst", "str", "LabelChoice", "tagged-union", "union",
+         "json-or-python"}
 
 
 def _fields_at(model: type[BaseModel], loc: Loc) -> list[str] | None:
@@ -138,6 +139,8 @@ def _unwrap(tp: Any, part: Any) -> Any:
         return models[0] if len(models) == 1 else tp
     for t in leaves:  # a tagged union member: the tag names the model
         if _is_model(t):
+            if t.__name__ == part:
+                return t
             for f in ("kind", "dist"):
                 fi = t.model_fields.get(f)
                 if fi is not None and part in typing.get_args(fi.annotation):

@@ -37,12 +37,53 @@ class NodeInfo:
 PathProblem = tuple[str, str]
 
 
-def resolve_cluster(spec, catalog: Catalog) -> tuple[list[NodeInfo], list[PathProblem]]:
+def _expand_pools(spec, catalog: Catalog, base_dir: Path | None, problems: list) -> list[tuple[str, object]]:
+    """(field path, NodePool) of every pool, reading ``{trace, format}`` entries' files."""
+    from pydantic import ValidationError
+
+    from lepsim.scenario.spec import NodePool, PoolsFromTrace
+    from lepsim.workload.importers import ImportOptions, read_format
+
+    out: list[tuple[str, object]] = []
+    for i, entry in enumerate(spec.pools):
+        path = f"cluster.pools[{i}]"
+        if not isinstance(entry, PoolsFromTrace):
+            out.append((path, entry))
+            continue
+        gt = None
+        if entry.gpu_type is not None:
+            gt = catalog.gpu_name(entry.gpu_type)
+            if gt is None:
+                problems.append((path + ".gpu_type", f"found {entry.gpu_type!r}, expected a GPU type: "
+                                                     f"{', '.join(catalog.known_gpu_names())}"))
+                continue
+        p = Path(entry.trace)
+        if not p.is_absolute():
+            p = (base_dir or Path.cwd()) / p
+        if not p.is_file():
+            problems.append((path + ".trace", f"found {entry.trace!r}, which is not a file (relative paths start at "
+                                              f"the scenario's folder), expected a cluster file ({entry.format})"))
+            continue
+        res = read_format(entry.format, p, entry.trace, ImportOptions(gpu_types=dict(entry.gpu_types), gpu_type=gt))
+        bad = res.errors + res.problems
+        problems.extend((path + ".trace", str(b)) for b in bad)
+        if bad:
+            continue
+        for d in res.rows:
+            try:
+                out.append((path, NodePool.model_validate(d)))
+            except ValidationError as e:
+                problems.append((path + ".trace", f"{entry.trace}: pool {d.get('name')!r}: "
+                                                  f"{e.errors(include_url=False)[0]['msg']}"))
+    return out
+
+
+def resolve_cluster(spec, catalog: Catalog, base_dir: Path | None = None) -> tuple[list[NodeInfo], list[PathProblem]]:
+    """Nodes of a cluster spec; ``base_dir``: where relative cluster-file paths start (default: cwd)."""
     nodes: list[NodeInfo] = []
     problems: list[PathProblem] = []
     names_seen: dict[str, int] = {}
-    for i, pool in enumerate(spec.pools):
-        path = f"cluster.pools[{i}]"
+    for path, pool in _expand_pools(spec, catalog, base_dir, problems):
         tpl = None
         if pool.template is not None:
             tpl = catalog.nodes.get(pool.template)

@@ -293,8 +293,30 @@ class NetworkSpec(Spec):
         return self
 
 
+class PoolsFromTrace(Spec):
+    """Node pools read from an upstream cluster file (docs/traces.md): one pool per kind of node."""
+
+    trace: str = Field(description="cluster file (plain or .gz), relative to the scenario file")
+    format: Literal["tiresias-cluster", "alibaba-nodes"] = Field(description="the file's format")
+    gpu_type: str | None = Field(None, description="GPU type of a file that names none (tiresias-cluster)")
+    gpu_types: dict[str, str] = Field(default_factory=dict,
+                                      description="upstream GPU model -> catalog GPU type (alibaba-nodes)")
+
+
+def _pool_tag(v: Any) -> str:
+    trace = ("trace" in v) if isinstance(v, dict) else isinstance(v, PoolsFromTrace)
+    return "PoolsFromTrace" if trace else "NodePool"
+
+
+PoolEntry = Annotated[
+    Union[Annotated[NodePool, Tag("NodePool")], Annotated[PoolsFromTrace, Tag("PoolsFromTrace")]],
+    Discriminator(_pool_tag),
+]
+
+
 class ClusterSpec(Spec):
-    pools: tuple[NodePool, ...] = Field(min_length=1)
+    pools: tuple[PoolEntry, ...] = Field(
+        min_length=1, description="node pools, or {trace, format} entries that read pools from a cluster file")
     network: NetworkSpec | None = Field(
         None, description="the fabric between nodes and storage (default: none, transfers are unconstrained)")
 

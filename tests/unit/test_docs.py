@@ -210,6 +210,8 @@ def test_yaml_blocks_validate_and_complete_scenarios_run(tmp_path):
             complete += 1
         elif "generators" in data:
             spec.WorkloadSpec.model_validate(data)
+        elif set(data) == {"cluster"}:  # a cluster section on its own
+            spec.ClusterSpec.model_validate(data["cluster"])
         elif set(data) <= {"storage", "failures"}:  # a top-level section on its own
             if "storage" in data:
                 spec.StorageSpec.model_validate(data["storage"])

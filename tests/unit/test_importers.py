@@ -93,8 +93,8 @@ def test_tiresias_cluster() -> None:
                          "gpu_type": "V100"}]
     res = read("tiresias-cluster", "tiresias/n32g4.csv")
     assert [str(p) for p in res.problems] == [
-        "tiresias/n32g4.csv:2: num_gpu_p_node: found '4', expected a GPU type for these GPUs (the file does not "
-        "name one; give --gpu-type)"]
+        "tiresias/n32g4.csv:2: num_gpu_p_node: found '4', expected a GPU type for these GPUs (the file names none: "
+        "gpu_type, or --gpu-type)"]
 
 
 def test_pollux_sample() -> None:
@@ -402,3 +402,61 @@ def test_services_read_azure_through_the_importer(tmp_path) -> None:
         read_azure_trace(tmp_path / name)
     assert str(e.value) == (f"{tmp_path / name}:3: ContextTokens: found '0', expected an integer >= 1 "
                             "(and 2 more bad rows)")
+
+
+def test_cluster_pools_from_a_trace(tmp_path) -> None:
+    """cluster.pools[] entries {trace, format} read pools from a cluster file (relative to the
+    scenario); problems name the entry and the file's line."""
+    import shutil
+
+    shutil.copy(DATA / "tiresias" / "cluster_spec.csv", tmp_path / "cluster.csv")
+    shutil.copy(DATA / "tiresias" / "60_job.csv", tmp_path / "jobs.csv")
+    s = scenario(tmp_path, {"path": "jobs.csv", "format": "tiresias"},
+                 "[{trace: cluster.csv, format: tiresias-cluster, gpu_type: p100}, {count: 1, template: dgx1-v100}]")
+    from lepsim.build import build_parts
+
+    parts, problems = build_parts(lepsim.load_scenario(s))
+    assert not problems
+    pools = {}
+    for n in parts.nodes:
+        pools.setdefault(n.pool, []).append((n.gpu_type, n.gpus, n.cpus, n.memory_bytes))
+    assert sorted(pools) == ["dgx1-v100", "tiresias"]
+    assert pools["tiresias"] == [("P100", 4, 128, 254e9)] * 16
+    assert lepsim.simulate(s).summary["jobs_completed"] == 60
+    (tmp_path / "b.yaml").write_text(
+        "cluster:\n  pools:\n"
+        "    - {trace: nope.csv, format: alibaba-nodes}\n"
+        f"    - {{trace: {DATA / 'tiresias' / 'n32g4.csv'}, format: tiresias-cluster}}\n"
+        "    - {trace: cluster.csv, format: tiresias-cluster, gpu_type: H900}\n"
+        "    - {trace: cluster.csv, format: tiresias-cluster, colour: red}\n"
+        "workload: {jobs: [{gpus: 1, duration: 1h}]}\nscheduler: {policy: fifo}\n")
+    with pytest.raises(ScenarioError) as e:
+        lepsim.load_scenario(tmp_path / "b.yaml")
+    p = e.value.problems[-1]  # the schema's problems first: the files are not read yet
+    assert len(e.value.problems) == 2 and (p.line, p.path) == (6, "cluster.pools[3].colour")
+    assert p.message == "found unknown key 'colour', expected one of: trace, format, gpu_type, gpu_types"
+    (tmp_path / "b.yaml").write_text((tmp_path / "b.yaml").read_text().replace(", colour: red", ""))
+    with pytest.raises(ScenarioError) as e:
+        lepsim.load_scenario(tmp_path / "b.yaml")
+    got = [(p.line, p.path, p.message.split(",")[0]) for p in e.value.problems]
+    assert got == [
+        (3, "cluster.pools[0].trace", "found 'nope.csv'"),
+        (4, "cluster.pools[1].trace", f"{DATA / 'tiresias' / 'n32g4.csv'}:2: num_gpu_p_node: found '4'"),
+        (5, "cluster.pools[2].gpu_type", "found 'H900'"),
+        (6, "cluster.pools[3].trace", "cluster.csv:2: num_gpu_p_node: found '4'")]
+
+
+def test_traces_doc_yaml_examples() -> None:
+    """docs/traces.md's YAML examples validate, and their paths (relative to docs/) exist."""
+    from lepsim.hardware import default_catalog
+    from lepsim.scenario.resolve import resolve_cluster
+    from lepsim.scenario.spec import ClusterSpec, WorkloadSpec
+
+    text = (ROOT / "docs" / "traces.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"^```yaml\n(.*?)^```", text, re.S | re.M)]
+    assert [sorted(b) for b in blocks] == [["workload"], ["cluster"]]
+    wl = WorkloadSpec.model_validate(blocks[0]["workload"])
+    assert (ROOT / "docs" / wl.traces[0].path).is_file() and wl.traces[0].format == "gavel"
+    nodes, problems = resolve_cluster(ClusterSpec.model_validate(blocks[1]["cluster"]), default_catalog(), ROOT / "docs")
+    assert not problems
+    assert len(nodes) == 1213 and len({n.pool for n in nodes}) == 15

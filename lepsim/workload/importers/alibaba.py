@@ -145,5 +145,5 @@ def read_nodes(path: Path, display: str, options) -> ImportResult:
     for model, lines in unknown.items():
         problems.append(summarize_lines(display, lines, f"naming GPU model {model!r}, which has no catalog mapping: "
                                                         f"expected one of {', '.join(sorted(GPU_MODELS))}, or a "
-                                                        f"mapping (--gpu-map {model or 'MODEL'}=TYPE)"))
+                                                        f"mapping ({model or 'MODEL'}: TYPE in gpu_types, or --gpu-map {model or 'MODEL'}=TYPE)"))
     return ImportResult(list(groups.values()), problems, [], rows.errors)

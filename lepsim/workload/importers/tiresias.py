@@ -60,7 +60,7 @@ def read_cluster(path: Path, display: str, options) -> ImportResult:
         mem = number(rows, line, "mem_p_node", c["mem_p_node"], minimum=0, strict=True, expected="a size in GB")
         if g and not options.gpu_type:
             rows.bad(line, "num_gpu_p_node", c["num_gpu_p_node"],
-                     "a GPU type for these GPUs (the file does not name one; give --gpu-type)")
+                     "a GPU type for these GPUs (the file names none: gpu_type, or --gpu-type)")
         if rows.row_ok(mark):
             pool = {"name": f"tiresias-{len(pools)}" if pools else "tiresias", "count": sw * per,
                     "gpus_per_node": g, "cpus": cpu, "memory": mem * GB}
