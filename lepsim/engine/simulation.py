@@ -786,18 +786,21 @@ class Simulation:
         """Start writing a checkpoint of the job's state now (state SAVING or CHECKPOINTING)."""
         j.ckpt_pending = (j.work_done, j.executed)
         if j.ckpt_bytes is not None:
-            if self.storage.fits(j.req.job_id, j.ckpt_bytes):
-                j.sflow = self.storage.transfer(j.ckpt_bytes, self._phase_done_cb(j), j.node_shares, write=True)
-                return
-            self._events.append((self.env.now, "checkpoint_refused", j.req.job_id, "storage full"))
-            j.ckpt_pending = (j.ckpt_work, j.ckpt_exec)  # nothing new is saved
-            self._at(0.0, P_PHASE, self._phase_done, j.req.job_id, j.version)
+            if not self.storage.fits(j.req.job_id, j.ckpt_bytes):
+                # the write takes its time and fails at the end: nothing is saved
+                self._events.append((self.env.now, "checkpoint_refused", j.req.job_id, "storage full"))
+                j.ckpt_pending = None
+            j.sflow = self.storage.transfer(j.ckpt_bytes, self._phase_done_cb(j), j.node_shares, write=True)
         elif self._checkpoint > 0:
             self._at(self._checkpoint, P_PHASE, self._phase_done, j.req.job_id, j.version)
         else:
             self._phase_done(j.req.job_id, j.version)
 
     def _commit_checkpoint(self, j: _Job) -> None:
+        if j.ckpt_pending is None:  # the write failed (storage full)
+            if j.state == CHECKPOINTING:  # leaving: what it did since its last checkpoint is lost
+                self._lose_unsaved(j)
+            return
         j.ckpt_work, j.ckpt_exec = j.ckpt_pending
         j.ckpt_count += 1
         if j.ckpt_bytes is not None and j.ckpt_work > 0:
@@ -861,12 +864,10 @@ class Simulation:
             self._requeue(j)
             self._request_pass()
             return
-        new_work = j.work_done > j.ckpt_work or was == RUNNING
-        if j.ckpt_bytes is not None and not new_work:
-            # nothing computed since the last checkpoint (preempted while restoring or loading)
-            self._requeue(j)
-            self._request_pass()
-        elif j.ckpt_bytes is not None or self._checkpoint > 0:
+        # a preempted job always writes its checkpoint, as with the fixed times (also when
+        # preempted while restoring or loading: a preemption never frees GPUs in zero time
+        # behind the back of a policy told it costs a checkpoint)
+        if j.ckpt_bytes is not None or self._checkpoint > 0:
             self._enter(j, CHECKPOINTING)
             self._write_checkpoint(j)
             self._mark_timeline()
@@ -887,7 +888,6 @@ class Simulation:
             raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id} to GPUs it holds; expected other GPUs")
         if j.req.gpus == 0:
             raise PolicyError(f"{self.policy.name}: Migrate of job {a.job_id}, which holds no GPUs")
-        was = j.state
         self._interrupt(j)
         j.last_stop = now
         j.moving = self._claim(a.job_id, tuple(a.gpus), None, "Migrate")
@@ -895,10 +895,7 @@ class Simulation:
         j.migrations += 1
         self._events.append((now, "migrate", a.job_id, ",".join(f"{ni}:{k}" for ni, k in j.moving[1])))
         self._enter(j, CHECKPOINTING)
-        if j.ckpt_bytes is not None and not (j.work_done > j.ckpt_work or was == RUNNING):
-            self._finish_migration(j)  # nothing new to save (it was restoring or loading)
-        else:
-            self._write_checkpoint(j)
+        self._write_checkpoint(j)
         self._mark_timeline()
 
     def _finish_migration(self, j: _Job) -> None:
@@ -949,11 +946,8 @@ class Simulation:
         for jid in hit:
             j = self._jobs[jid]
             self._interrupt(j)  # a checkpoint being written is lost with the node
-            lost = max(j.executed - j.ckpt_exec, 0.0) if j.req.kind != REPLICA else 0.0
-            j.lost_s += lost
-            j.lost_gpu_s += lost * (len(j.gpus) if j.req.gpu_fraction == 1.0 else j.req.gpu_fraction)
-            j.work_done = j.ckpt_work
-            j.ckpt_exec = j.executed  # what runs from here on is unsaved again
+            if j.req.kind != REPLICA:
+                self._lose_unsaved(j)
             j.failures += 1
             j.last_stop = now
             self._events.append((now, "interrupt", jid, f"node {ni}"))
@@ -981,6 +975,15 @@ class Simulation:
         self._refrag(node)
         self._mark_timeline()
         self._request_pass()
+
+    def _lose_unsaved(self, j: _Job) -> None:
+        """Back to the last committed checkpoint: the running time since its state was taken
+        is lost (``lost_s``, and times the GPUs held in ``lost_gpu_s``)."""
+        lost = max(j.executed - j.ckpt_exec, 0.0)
+        j.lost_s += lost
+        j.lost_gpu_s += lost * (len(j.gpus) if j.req.gpu_fraction == 1.0 else j.req.gpu_fraction)
+        j.work_done = j.ckpt_work
+        j.ckpt_exec = j.executed  # what runs from here on is unsaved again
 
     def up_capacity(self, gpu_type: str | None = None) -> int:
         """GPUs on nodes that are up (of one type, or all)."""

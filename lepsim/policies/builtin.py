@@ -250,8 +250,10 @@ class LAS(Policy):
     def _entry(self, job, now: float, restore: float) -> tuple:
         """(start time, queue, next crossing) of a running job, computed at ``now``."""
         q = self._queue_of(self._attained(job))
-        # a restoring job starts progressing when its restore ends
-        begins = now if job.state == "running" else job.last_start_time + restore
+        # a restoring job starts progressing when its restore ends; one holding GPUs without
+        # progressing for longer (loading its dataset, writing a periodic checkpoint) from now
+        # at the earliest, so that its next crossing is always in the future
+        begins = now if job.state == "running" else max(now, job.last_start_time + restore)
         c = (job.last_start_time, q, self._next_crossing(job, begins))
         self._run_cache[job.job_id] = c
         if c[2] != math.inf:

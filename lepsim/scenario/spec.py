@@ -707,7 +707,7 @@ class StorageSpec(Spec):
 
     bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="aggregate bandwidth, shared max-min by all transfers")
     capacity: Annotated[Bytes, Field(gt=0)] | None = Field(
-        None, description="bytes available for checkpoints (one kept per job); a write that does not fit is refused")
+        None, description="bytes available for checkpoints (one kept per job); a write that does not fit fails")
     cache: NodeCacheSpec | None = None
     checkpoint_interval: PosDuration | None = Field(None, description="default periodic checkpoint interval of jobs")
     checkpoint_bytes_per_param: Annotated[float, Field(gt=0)] = Field(

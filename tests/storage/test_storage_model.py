@@ -161,3 +161,40 @@ def test_with_a_network_the_nic_can_be_what_stalls_the_job():
     assert row["load_s"] == pytest.approx(GB / nic)
     assert row["end_s"] == pytest.approx(GB / nic + 2 * T0, rel=1e-9)
     assert row["data_stall_s"] == pytest.approx(T0, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- every policy copes
+ROBUST = {
+    "cluster": {"pools": [{"name": "v", "count": 4, "gpu_type": "V100", "gpus_per_node": 4, "cpus": 64,
+                           "memory": "512GiB"},
+                          {"name": "k", "count": 2, "gpu_type": "K80", "gpus_per_node": 4, "cpus": 64,
+                           "memory": "512GiB"}],
+                "network": {"topology": "leaf-spine", "nic_bandwidth": "3GB/s", "nodes_per_rack": 2,
+                            "oversubscription": 2}},
+    "workload": {"generators": [
+        {"kind": "poisson", "rate": "20/h", "count": 60, "gpus": {"dist": "choice", "values": [1, 2, 4, 8]},
+         "duration": {"dist": "exponential", "mean": "1h"}, "checkpoint_size": "20GB", "checkpoint_interval": "15min"},
+        {"kind": "poisson", "rate": "10/h", "count": 20, "gpus": {"dist": "choice", "values": [1, 2]},
+         "model": "resnet50", "iterations": {"dist": "uniform", "low": 1000, "high": 20000},
+         "dataset_size": "50GB", "dataset_samples": 100000}]},
+    "storage": {"bandwidth": "2GB/s", "capacity": "500GB", "cache": {"size": "60GB", "bandwidth": "4GB/s"}},
+    "failures": {"mtbf": {"dist": "exponential", "mean": "6h"}, "mttr": {"dist": "exponential", "mean": "20min"},
+                 "max_retries": 2, "storage_outages": [{"at": "2h", "duration": "10min"}]},
+    "simulation": {"horizon": "12h", "seed": 3},
+}
+
+
+@pytest.mark.parametrize("policy, params", [
+    ("fifo", {}), ("sjf", {"skip_blocked": True}), ("las", {"thresholds": [600, 3600]}), ("gavel", {}),
+    ("gavel-throughput", {}),
+], ids=lambda x: x if isinstance(x, str) else "")
+def test_every_policy_runs_with_storage_failures_and_a_network(policy, params):
+    # full storage (refused writes), outages, failures with retries, cached and streamed
+    # datasets, a constrained network: the run ends and the invariants hold (conftest)
+    data = {**ROBUST, "scheduler": {"policy": policy, "params": params,
+                                    **({"round": "6min"} if policy.startswith("gavel") else {})}}
+    res = lepsim.simulate(scenario(data))
+    s = res.summary
+    assert s["node_failures"] > 0 and s["lost_gpu_h"] > 0
+    assert s["jobs_completed"] + s["jobs_failed"] + s["jobs_unfinished"] == s["jobs_total"]
+    assert 0 < s["effective_utilization"] <= s["utilization"] + 1e-12
