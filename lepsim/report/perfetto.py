@@ -5,7 +5,8 @@ The file opens in https://ui.perfetto.dev (or chrome://tracing), the viewer peop
 
 * one process per node (``pid`` = 1 + node index, named by the node), one thread per GPU
   (``tid`` = 1 + the GPU's cluster-wide id, named ``GPU <id>``), and ``tid`` 0 ("CPU jobs")
-  for jobs that hold no GPU;
+  for jobs that hold no GPU; where slices would overlap on a thread (shares of a GPU,
+  concurrent CPU jobs) the later ones go to lanes ``tid`` + k·LANE_STRIDE beside it;
 * one complete event (``ph: "X"``) per allocation phase of a job (a row of the intervals
   table: ``run``, ``checkpoint``, ``restore``) on the track of each GPU it holds, ``ts`` =
   ``start_s``·10⁶ and ``dur`` = (``end_s`` − ``start_s``)·10⁶ microseconds;
@@ -26,6 +27,7 @@ import pandas as pd
 
 US = 1e6          # microseconds per second
 CLUSTER_PID = 0
+LANE_STRIDE = 1_000_000   # lane k > 0 of a track is thread tid + k * LANE_STRIDE
 
 
 def _us(seconds: float) -> float:
@@ -93,27 +95,45 @@ def chrome_trace(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataF
         meta.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": pid}})
     for g, n in sorted(where.items()):
         meta.append({"ph": "M", "name": "thread_name", "pid": 1 + n, "tid": 1 + g, "args": {"name": f"GPU {g}"}})
-        meta.append({"ph": "M", "name": "thread_sort_index", "pid": 1 + n, "tid": 1 + g, "args": {"sort_index": 1 + g}})
+        meta.append({"ph": "M", "name": "thread_sort_index", "pid": 1 + n, "tid": 1 + g,
+                     "args": {"sort_index": (1 + g) * 1000}})
 
-    cpu_tracks: set = set()
-    held: dict[int, list] = {}   # job → [(start, end, [(pid, tid)...])]
-    for row in intervals.itertuples(index=False):
+    rows = list(intervals.itertuples(index=False))
+    base: list[list] = []        # per row: its base tracks (pid, tid) before lanes
+    for row in rows:
         gids = _ids(row.gpu_ids)
         if gids:
-            tracks = [(1 + where[g], 1 + g) for g in gids]
+            base.append([(1 + where[g], 1 + g) for g in gids])
         else:
-            tracks = [(1 + n, 0) for n, _ in _shares(row.nodes)] or [(CLUSTER_PID, 0)]
-            cpu_tracks.update(t for t in tracks if t[0] != CLUSTER_PID)
+            base.append([(1 + n, 0) for n, _ in _shares(row.nodes)] or [(CLUSTER_PID, 0)])
+    lanes = _lanes(rows, base)   # (row, base track) → lane: slices sharing a track (GPU shares, CPU jobs) never overlap
+
+    def track(i: int, t: tuple) -> tuple:
+        k = lanes[(i, t)]
+        return t if k == 0 else (t[0], t[1] + k * LANE_STRIDE)
+
+    named: set = set()
+    held: dict[int, list] = {}   # job → [(start, end, [(pid, tid)...])]
+    for i, row in enumerate(rows):
+        tracks = [track(i, t) for t in base[i]]
+        for t, (pid, tid) in zip(base[i], tracks):
+            if (pid, tid) not in named and (tid != t[1] or t[1] == 0) and pid != CLUSTER_PID:
+                named.add((pid, tid))
+                what = f"GPU {t[1] - 1}" if t[1] else "CPU jobs"
+                k = lanes[(i, t)]
+                meta.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid,
+                             "args": {"name": what + (f" · lane {k + 1}" if k else "")}})
+                meta.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid,
+                             "args": {"sort_index": t[1] * 1000 + k}})
         jid = int(row.job_id)
         held.setdefault(jid, []).append((float(row.start_s), float(row.end_s), tracks))
         name = label(jid) if row.phase == "run" else f"{label(jid)} {row.phase}"
-        args = {"job_id": jid, "phase": str(row.phase), "gpus": int(row.gpus),
+        gpus = float(row.gpus)
+        args = {"job_id": jid, "phase": str(row.phase), "gpus": int(gpus) if gpus.is_integer() else gpus,
                 "gpu_type": None if pd.isna(row.gpu_type) else str(row.gpu_type), "nodes": str(row.nodes)}
         for pid, tid in tracks:
             out.append({"ph": "X", "name": name, "cat": str(row.phase), "pid": pid, "tid": tid,
                         "ts": _us(row.start_s), "dur": (float(row.end_s) - float(row.start_s)) * US, "args": args})
-    for pid, tid in sorted(cpu_tracks):
-        meta.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": "CPU jobs"}})
 
     # flows: an arrow from each allocation phase of a job to its next one (where the job went
     # after a preemption or migration), from the first GPU track of one to that of the next
@@ -158,6 +178,27 @@ def chrome_trace(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataF
     out.sort(key=lambda e: (e["ts"], order[e["ph"]], e["pid"], e["tid"]))
     return {"traceEvents": meta + out, "displayTimeUnit": "ms",
             "otherData": {"generator": "lepsim", "time_unit": "microseconds of simulated time", **(metadata or {})}}
+
+
+def _lanes(rows, base) -> dict:
+    """Lane of each (row, base track): per track, slices sorted by (start, end) go to the
+    first lane whose last slice has ended (greedy interval colouring), so that slices on one
+    thread never overlap.  Whole GPUs hold one job at a time: their slices all get lane 0."""
+    per: dict = {}
+    for i, (row, tracks) in enumerate(zip(rows, base)):
+        for t in tracks:
+            per.setdefault(t, []).append((float(row.start_s), float(row.end_s), i))
+    out: dict = {}
+    for t, spans in per.items():
+        ends: list[float] = []
+        for start, end, i in sorted(spans):
+            k = next((k for k, e in enumerate(ends) if e <= start), len(ends))
+            if k == len(ends):
+                ends.append(end)
+            else:
+                ends[k] = end
+            out[(i, t)] = k
+    return out
 
 
 def _node_names(scenario) -> dict[int, str]:

@@ -186,3 +186,26 @@ def test_flows_link_a_job_across_preemptions(las_run, trace):
     restores = {(e["args"]["job_id"], e["ts"]) for e in ev if e["ph"] == "X" and e["cat"] == "restore"}
     arrived = {(slices[(f["pid"], f["tid"], f["ts"])]["args"]["job_id"], f["ts"]) for f in ends.values()}
     assert restores <= arrived
+
+
+def test_shared_gpus_and_concurrent_cpu_jobs_get_lanes():
+    """Slices on one thread never overlap: GPU shares (gpu_fraction) and concurrent CPU jobs
+    go to further lanes of their track."""
+    sc = lepsim.Scenario.model_validate({
+        "cluster": {"pools": [{"count": 1, "gpu_type": "V100", "gpus_per_node": 2, "cpus": 8, "memory": "64GiB"}]},
+        "workload": {"jobs": [
+            {"name": "a", "gpus": 1, "gpu_fraction": 0.5, "duration": "1h"},
+            {"name": "b", "gpus": 1, "gpu_fraction": 0.25, "duration": "2h"},
+            {"name": "c", "gpus": 0, "cpus": 1, "duration": "1h"},
+            {"name": "d", "gpus": 0, "cpus": 1, "duration": "1h"},
+        ]},
+        "scheduler": {"policy": "fifo"}})
+    r = lepsim.simulate(sc)
+    t = json.loads(dumps(trace_of_result(r)))["traceEvents"]
+    x = {e["name"]: e for e in t if e["ph"] == "X"}
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in t if e["ph"] == "M" and e["name"] == "thread_name"}
+    a, b = x["job 0 (a)"], x["job 1 (b)"]
+    assert a["args"]["gpus"] == 0.5 and b["args"]["gpus"] == 0.25
+    assert {names[(a["pid"], a["tid"])], names[(b["pid"], b["tid"])]} == {"GPU 0", "GPU 0 · lane 2"}
+    c, d = x["job 2 (c)"], x["job 3 (d)"]
+    assert {names[(c["pid"], c["tid"])], names[(d["pid"], d["tid"])]} == {"CPU jobs", "CPU jobs · lane 2"}
