@@ -11,6 +11,8 @@ A :class:`Network` owns a :class:`~lepsim.engine.topology.Topology` and a
   gradient all-reduce) at up to ``demand`` bytes/s, until :meth:`Network.stop`;
   ``on_rate(rate)`` is called whenever its rate changes.  The ring is one fabric flow over
   the links of all its hops (all hops of a ring step move together).
+  :meth:`Network.flow` holds one such flow along the path from one endpoint to another
+  (a storage read stream).
 
 Rates are recomputed once per simulated instant at which something changed (a flow started
 or ended, a capacity or demand changed): changes mark the fabric dirty and schedule one
@@ -187,24 +189,20 @@ class Network:
         on_rate: Callable[[float], None] | None = None,
     ) -> Sustained:
         """A ring of flows over ``endpoints`` at up to ``demand_bytes_per_s`` (see module doc)."""
-        d = float(demand_bytes_per_s)
-        if math.isnan(d) or d < 0:
-            raise ValueError(f"sustained demand {demand_bytes_per_s!r}: expected >= 0 bytes/s")
-        s = Sustained(endpoints, d, on_rate)
-        s.fid = self.fabric.add(self.topology.ring(endpoints), demand=d)
-        self._by_fid[s.fid] = s
-        self._changed()
-        return s
+        return self._hold(endpoints, self.topology.ring(endpoints), demand_bytes_per_s, on_rate)
 
     def flow(self, src: str, dst: str, demand_bytes_per_s: float,
              on_rate: Callable[[float], None] | None = None) -> Sustained:
         """A sustained one-way flow from ``src`` to ``dst`` at up to ``demand_bytes_per_s``
         (a storage read stream, say) until :meth:`stop`; ``on_rate(rate)`` at every change."""
+        return self._hold((src, dst), self.topology.path(src, dst), demand_bytes_per_s, on_rate)
+
+    def _hold(self, endpoints, links, demand_bytes_per_s, on_rate) -> Sustained:
         d = float(demand_bytes_per_s)
         if math.isnan(d) or d < 0:
             raise ValueError(f"sustained demand {demand_bytes_per_s!r}: expected >= 0 bytes/s")
-        s = Sustained((src, dst), d, on_rate)
-        s.fid = self.fabric.add(self.topology.path(src, dst), demand=d)
+        s = Sustained(endpoints, d, on_rate)
+        s.fid = self.fabric.add(links, demand=d)
         self._by_fid[s.fid] = s
         self._changed()
         return s

@@ -155,3 +155,16 @@ def test_missing_nic_reported_once_per_pool_and_checks_go_on():
     assert [p for p, _ in probs] == ["cluster.network.nic_bandwidth", "cluster.network.storage.attach"]
     _, probs = make_topology({"nic_bandwidth": "100Gb/s"}, pools)
     assert probs == []
+
+
+def test_one_way_sustained_flow_shares_with_a_transfer():
+    env, net = make_net({"nic_bandwidth": "10GB/s"})
+    f = net.flow("storage", "node:1", 8 * GB)
+    done = []
+    net.transfer("node:0", "node:1", 20 * GB, lambda: done.append(env.now))
+    env.run()
+    # node 1's NIC (10 GB/s down) is shared: both at 5 until the transfer's 20 GB are in (t=4)
+    assert done == [pytest.approx(4.0)]
+    assert f.rate == 8 * GB  # alone again: its demand
+    net.stop(f)
+    env.run()
