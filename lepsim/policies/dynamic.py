@@ -14,9 +14,9 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+from itertools import accumulate
 from typing import ClassVar
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from lepsim.policies.actions import Preempt, Wakeup
@@ -261,25 +261,25 @@ class SizeDistribution:
 
     def __init__(self, prior_mean: float, prior_weight: float):
         self.m, self.w = prior_mean, prior_weight
-        self.sizes = np.zeros(0)
-        self.cum = np.zeros(1)
+        self.sizes: list[float] = []
+        self.cum: list[float] = [0.0]
 
     def fit(self, sizes) -> None:
-        self.sizes = np.sort(np.asarray(sizes, dtype=float))
-        self.cum = np.concatenate(([0.0], np.cumsum(self.sizes)))
+        self.sizes = sorted(float(x) for x in sizes)
+        self.cum = list(accumulate(self.sizes, initial=0.0))
 
     def index(self, a: float, b: float) -> float:
         """Gittins index of a job with attained service ``a`` over the quantum up to ``b``
         (inf: no further threshold): P(S <= b | S > a) / E[min(S, b) - a | S > a]."""
         s, cum = self.sizes, self.cum
         n = len(s)
-        i = int(np.searchsorted(s, a, side="right"))  # observed sizes <= a
+        i = bisect.bisect_right(s, a)  # observed sizes <= a
         ea = math.exp(-a / self.m) if self.w > 0 else 0.0
         if math.isinf(b):
             num = self.w * ea + (n - i)
             den = self.w * self.m * ea + (cum[n] - cum[i]) - (n - i) * a
         else:
-            j = int(np.searchsorted(s, b, side="right"))
+            j = bisect.bisect_right(s, b)
             eb = math.exp(-b / self.m) if self.w > 0 else 0.0
             num = self.w * (ea - eb) + (j - i)
             den = self.w * self.m * (ea - eb) + (cum[j] - cum[i]) - (j - i) * a + (n - j) * (b - a)
@@ -374,7 +374,7 @@ class Gittins(LAS):
 # ----------------------------------------------------------------------------- tenant shares
 class FairShareConfig(PlacementConfig):
     weights: dict[str, float] = Field(
-        default_factory=dict, description="tenant -> weight (> 0); tenants not listed weigh 1"
+        {}, description="tenant -> weight (> 0); tenants not listed weigh 1"
     )
 
     @field_validator("weights")
@@ -634,15 +634,18 @@ class _TenantShares(Policy):
                 rest[t] = ids  # no GPU job fits in what is left of its share
                 continue
             left = []
+            head = L[0] - u[0]  # GPUs left in its share (resource 0 is GPUs)
             for jid in ids:
                 v, g, cand = info[jid]
-                if all(u[r] + v[r] <= L[r] for r in range(R)) and take(g, cand):
-                    for r in range(R):
-                        u[r] += v[r]
-                        rroom[r] -= v[r]
-                    want.append(jid)
-                else:
+                if g > head or not (R == 1 or all(u[r] + v[r] <= L[r] for r in range(1, R))) \
+                        or not take(g, cand):
                     left.append(jid)
+                    continue
+                for r in range(R):
+                    u[r] += v[r]
+                    rroom[r] -= v[r]
+                head = L[0] - u[0]
+                want.append(jid)
             if left:
                 rest[t] = left
         # pass 2 (work conservation): the GPUs left go to the running jobs beyond their

@@ -277,3 +277,50 @@ def test_priority_lets_an_inference_replica_preempt_training(tmp_path):
     assert jp.loc["train", "status"] == "unfinished" and math.isnan(jp.loc["train", "first_start_s"])
     assert jf.loc["train", "first_start_s"] == 0 and jf.loc["train", "end_s"] == 50
     assert (pr.requests["status"] == "completed").all()
+
+
+# ----------------------------------------------------------------------------- every policy, random workloads
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.property.strategies import clusters, jobs_for, layout, placement_params  # noqa: E402
+from tests.property.test_engine_properties import SETTINGS, _check_resources, make  # noqa: E402
+
+DYNAMIC_PARAMS = {
+    "srtf": st.just({}),
+    "priority": st.just({}),
+    "gittins": st.fixed_dictionaries({"thresholds": st.sampled_from([[1], [2, 10]]),
+                                      "prior_mean": st.sampled_from([1, 10]),
+                                      "prior_weight": st.sampled_from([0, 5]),
+                                      "refit_growth": st.sampled_from([0, 0.5])}),
+    "fair-share": st.fixed_dictionaries({"weights": st.sampled_from([{}, {"alice": 3, "bob": 0.5}])}),
+    "drf": st.fixed_dictionaries({"weights": st.sampled_from([{}, {"carol": 2}])}),
+    "themis": st.fixed_dictionaries({"lease": st.sampled_from([0.5, 3])}),
+}
+
+
+@st.composite
+def dynamic_cases(draw):
+    pools = draw(clusters())
+    jobs = draw(jobs_for(pools, max_jobs=20))
+    for j in jobs:
+        j["priority"] = draw(st.integers(0, 2))
+    name = draw(st.sampled_from(sorted(DYNAMIC_PARAMS)))
+    params = {**draw(placement_params), **draw(DYNAMIC_PARAMS[name])}
+    pre = {"checkpoint": draw(st.sampled_from([0, 0.5, 2])), "restore": draw(st.sampled_from([0, 0.5, 2]))}
+    return pools, jobs, name, params, pre
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(dynamic_cases())
+def test_every_dynamic_policy_completes_every_job(case):
+    # invariants (conftest) plus: with no horizon and jobs that fit, every job completes,
+    # having done exactly its work, and no node's CPUs or memory are over-committed
+    pools, jobs, name, params, pre = case
+    res = lepsim.simulate(make(pools, jobs, name, params, pre))
+    df = res.jobs
+    assert (df["status"] == "completed").all(), (name, df[df["status"] != "completed"])
+    spec = {j["name"]: j for j in jobs}
+    duration = df["name"].map(lambda n: spec[n]["duration"]).astype(float)
+    assert duration.to_numpy() == pytest.approx(df["executed_s"].to_numpy(), rel=1e-6)
+    _check_resources(res, layout(pools), {jid: spec[n] for jid, n in zip(df["job_id"], df["name"])})
