@@ -14,7 +14,7 @@ from lepsim.engine.simulation import Simulation
 from lepsim.errors import ScenarioError
 from lepsim.metrics.records import events_frame, intervals_frame, jobs_frame, links_frame, storage_frame, timeline_frame
 from lepsim.metrics.services import requests_frame, service_summary, service_windows_frame
-from lepsim.metrics.summary import summarize
+from lepsim.metrics.summary import cost_and_energy, summarize
 from lepsim.scenario.loader import load_scenario
 from lepsim.scenario.spec import Scenario
 
@@ -68,6 +68,14 @@ def _window(scenario: Scenario, end_time: float) -> tuple[float, float]:
     return lo, max(hi, lo)
 
 
+def _gpu_power(catalog, gpu_types) -> dict:
+    """GPU type -> TDP in watts, from the hardware catalog."""
+    from lepsim.hardware import default_catalog
+
+    cat = catalog or default_catalog()
+    return {t: cat.gpus[t].tdp_watts for t in gpu_types if t in cat.gpus}
+
+
 def simulate(
     scenario: Scenario | str | Path,
     *,
@@ -108,6 +116,7 @@ def simulate(
     storage = storage_frame(raw)
     summary = summarize(jobs, intervals, timeline, capacity=raw.capacity, window=window, storage=storage, events=events,
                         links=links)
+    summary.update(cost_and_energy(intervals, raw.billing, _gpu_power(catalog, raw.gpu_types)))
     requests = service_windows = None
     if raw.services is not None:
         requests = requests_frame(raw, window)

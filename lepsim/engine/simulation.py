@@ -54,7 +54,7 @@ from lepsim.engine.view import (
     NodeView,
 )
 from lepsim.errors import PolicyError
-from lepsim.policies.actions import Migrate, Preempt, ScaleService, Start, Wakeup
+from lepsim.policies.actions import AddNodes, Migrate, Preempt, RemoveNodes, ScaleService, Start, Wakeup
 from lepsim.policies.placement import SHARE_EPS, covers, node_fragmentation
 from lepsim.scenario.resolve import NodeInfo
 from lepsim.workload.jobs import JobRequest
@@ -170,6 +170,7 @@ class RawRecords:
     services: object = None   # lepsim.engine.services.Services, when the scenario has services
     storage: list = ()    # (time, storage bytes/s, storage capacity bytes/s, checkpoint bytes stored); () without storage
     storage_bandwidth: float = math.nan  # nominal storage bandwidth (bytes/s)
+    billing: list = ()    # (node, pool, start, end, dollars per node-hour or None): provisioned node intervals
 
 
 class Simulation:
@@ -208,6 +209,14 @@ class Simulation:
         self._node_type = [n.info.gpu_type for n in self._nodes]
         self._gpn = [n.info.gpus for n in self._nodes]
         self._down_gpus = 0
+        # cloud pools (cluster.pools[].autoscale): nodes not provisioned are offline and unbilled
+        self._unprov: set[int] = set()
+        self._provisioning: set[int] = set()
+        self._billed_since: dict[int, float] = {}
+        self._billing: list[tuple] = []
+        self._pools: dict[str, list[int]] = {}
+        for n in self._nodes:
+            self._pools.setdefault(n.info.pool, []).append(n.info.index)
         self._nodes_by_type: dict[str | None, list[int]] = {}
         for n in self._nodes:
             self._nodes_by_type.setdefault(n.info.gpu_type, []).append(n.info.index)
@@ -934,7 +943,10 @@ class Simulation:
     # ------------------------------------------------------------------ failures
     def _node_down(self, ni: int) -> None:
         """A node fails: its jobs lose the work since their last checkpoint and are requeued
-        (or fail after too many interruptions); its GPUs are neither free nor allocatable."""
+        (or fail after too many interruptions); its GPUs are neither free nor allocatable.
+        A cloud node that is not provisioned (or a node already down) has nothing to lose."""
+        if ni in self._unprov or self._nodes[ni].down:
+            return
         now = self.env.now
         node = self._nodes[ni]
         self._events.append((now, "node_down", -1, f"{ni}:{' '.join(map(str, node.gpu_ids))}"))
@@ -961,18 +973,7 @@ class Simulation:
                 self._events.append((now, "fail", jid, f"{j.failures} interruptions"))
             else:
                 self._requeue(j)
-        node.down = True  # all its jobs are gone: every GPU is wholly free now
-        k = len(node.free)
-        node.free = []
-        for g in node.gpu_ids:
-            self._owner[g] = -3
-        t = node.info.gpu_type
-        if t is not None:
-            self._free_by_type[t] -= k
-            self._free_total -= k
-        self._down_gpus += node.info.gpus
-        node.free_cpus = node.free_mem = 0.0
-        self._refrag(node)
+        self._offline(ni)  # all its jobs are gone: every GPU is wholly free now
         self._mark_timeline()
         self._request_pass()
 
@@ -991,6 +992,8 @@ class Simulation:
                    and (gpu_type is None or n.info.gpu_type == gpu_type))
 
     def _node_up(self, ni: int) -> None:
+        if ni in self._unprov:
+            return  # (a repair of a cloud node that is not provisioned)
         node = self._nodes[ni]
         node.down = False
         node.free = list(node.gpu_ids)
@@ -1007,6 +1010,96 @@ class Simulation:
         self._events.append((self.env.now, "node_up", -1, f"{ni}:{' '.join(map(str, node.gpu_ids))}"))
         self._mark_timeline()
         self._request_pass()
+
+    # ------------------------------------------------------------------ cloud pools
+    def _start_cloud(self) -> None:
+        """Bill every provisioned node from t = 0; take the nodes of an autoscaling pool
+        beyond its ``autoscale.min`` offline (not provisioned, not billed)."""
+        for pool, idx in self._pools.items():
+            lo = self._nodes[idx[0]].info.autoscale_min
+            for k, ni in enumerate(idx):
+                if lo is not None and k >= lo:
+                    self._unprov.add(ni)
+                    self._offline(ni)
+                else:
+                    self._billed_since[ni] = 0.0
+
+    def _offline(self, ni: int) -> None:
+        """An idle node leaves the allocatable cluster (its GPUs neither free nor allocatable)."""
+        node = self._nodes[ni]
+        node.down = True
+        k = len(node.free)
+        node.free = []
+        for g in node.gpu_ids:
+            self._owner[g] = -3
+        t = node.info.gpu_type
+        if t is not None:
+            self._free_by_type[t] -= k
+            self._free_total -= k
+        self._down_gpus += node.info.gpus
+        node.free_cpus = node.free_mem = 0.0
+        self._refrag(node)
+
+    def _bill_end(self, ni: int, t: float) -> None:
+        since = self._billed_since.pop(ni, None)
+        if since is not None:
+            info = self._nodes[ni].info
+            self._billing.append((ni, info.pool, since, t, info.price_per_hour))
+
+    def _apply_add_nodes(self, a: AddNodes) -> None:
+        now = self.env.now
+        idx = self._pools.get(a.pool)
+        if idx is None or self._nodes[idx[0]].info.autoscale_min is None:
+            cloud = sorted(p for p, ix in self._pools.items() if self._nodes[ix[0]].info.autoscale_min is not None)
+            raise PolicyError(f"{self.policy.name}: AddNodes to pool {a.pool!r}; expected an autoscaling pool: "
+                              f"{', '.join(cloud) or 'none in this cluster'}")
+        spare = [ni for ni in idx if ni in self._unprov and ni not in self._provisioning]
+        if not (1 <= a.count <= len(spare)):
+            raise PolicyError(f"{self.policy.name}: AddNodes of {a.count} nodes to pool {a.pool!r}, which can add "
+                              f"1..{len(spare)} now (count is its maximum)")
+        delay = self._nodes[idx[0]].info.provisioning_delay
+        for ni in spare[:a.count]:
+            self._provisioning.add(ni)
+            self._billed_since[ni] = now
+            self._events.append((now, "node_add", -1, str(ni)))
+            self._at(delay, P_PHASE, self._provisioned, ni)
+
+    def _provisioned(self, ni: int) -> None:
+        self._provisioning.discard(ni)
+        self._unprov.discard(ni)
+        self._node_up(ni)
+
+    def _apply_remove_nodes(self, a: RemoveNodes) -> None:
+        now = self.env.now
+        nodes = tuple(a.nodes)
+        if len(set(nodes)) != len(nodes):
+            raise PolicyError(f"{self.policy.name}: RemoveNodes names a node twice: {nodes}")
+        for ni in nodes:
+            if not (0 <= ni < len(self._nodes)):
+                raise PolicyError(f"{self.policy.name}: RemoveNodes of unknown node {ni}")
+            node = self._nodes[ni]
+            info = node.info
+            if info.autoscale_min is None:
+                raise PolicyError(f"{self.policy.name}: RemoveNodes of node {info.name}, whose pool does not autoscale")
+            if ni in self._unprov or node.down:
+                raise PolicyError(f"{self.policy.name}: RemoveNodes of node {info.name}, which is not up")
+            if len(node.free) != info.gpus or node.used or not (node.free_cpus >= info.cpus and
+                                                                 node.free_mem >= info.memory_bytes):
+                raise PolicyError(f"{self.policy.name}: RemoveNodes of node {info.name}, which is not idle "
+                                  "(only idle nodes are removed)")
+        for pool in {self._nodes[ni].info.pool for ni in nodes}:
+            idx = self._pools[pool]
+            keep = sum(1 for ni in idx if ni not in self._unprov) - sum(1 for ni in nodes if self._nodes[ni].info.pool == pool)
+            lo = self._nodes[idx[0]].info.autoscale_min
+            if keep < lo:
+                raise PolicyError(f"{self.policy.name}: RemoveNodes would leave pool {pool!r} with {keep} nodes, "
+                                  f"below its autoscale.min {lo}")
+        for ni in nodes:
+            self._unprov.add(ni)
+            self._offline(ni)
+            self._bill_end(ni, now)
+            self._events.append((now, "node_remove", -1, str(ni)))
+        self._mark_timeline()
 
     def _release(self, j: _Job) -> None:
         self._unclaim(j.req, j.gpus, j.node_shares, j.alloc_type)
@@ -1070,6 +1163,10 @@ class Simulation:
                 self._apply_migrate(a)
             elif isinstance(a, ScaleService):
                 self._apply_scale(a)
+            elif isinstance(a, AddNodes):
+                self._apply_add_nodes(a)
+            elif isinstance(a, RemoveNodes):
+                self._apply_remove_nodes(a)
             elif isinstance(a, Wakeup):
                 if not math.isfinite(a.at) or a.at < self.env.now:
                     raise PolicyError(f"{self.policy.name}: Wakeup at {a.at} is in the past (now {self.env.now})")
@@ -1077,7 +1174,7 @@ class Simulation:
                     self._wakeups.add(a.at)
                     self._at(self._delay_to(a.at), P_WAKEUP, self._wake, a.at)
             else:
-                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt, Migrate, ScaleService or Wakeup")
+                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt, Migrate, ScaleService, AddNodes, RemoveNodes or Wakeup")
 
     # ------------------------------------------------------------------ inference replicas
     def _add_replica(self, sid: int) -> None:
@@ -1192,6 +1289,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ run
     def run(self) -> RawRecords:
+        self._start_cloud()
         self._replica_service: dict[int, int] = {}
         self._replica_count = [0] * len(self._service_plans)
         for sid, plan in enumerate(self._service_plans):
@@ -1261,7 +1359,13 @@ class Simulation:
             services=self.services,
             storage=self._storage_rows(end),
             storage_bandwidth=self.storage.nominal if self.storage is not None else math.nan,
+            billing=self._close_billing(end),
         )
+
+    def _close_billing(self, end: float) -> list:
+        for ni in sorted(self._billed_since):
+            self._bill_end(ni, end)
+        return sorted(self._billing)
 
     def _storage_rows(self, end: float) -> list:
         return self.storage.rows(end) if self.storage is not None else []

@@ -92,6 +92,29 @@ class JobView:
         return f"JobView(id={self.job_id}, name={self.name!r}, gpus={self.gpus}, state={self.state})"
 
 
+class PoolView:
+    """One node pool now.  ``autoscale_min`` is None for a fixed pool."""
+
+    __slots__ = ("name", "gpu_type", "gpus_per_node", "nodes", "autoscale_min", "max_nodes", "provisioning_delay",
+                 "price_per_hour", "provisioned", "provisioning")
+
+    def __init__(self, sim, name: str, idx: list[int]):
+        info = sim._nodes[idx[0]].info
+        self.name = name
+        self.gpu_type = info.gpu_type
+        self.gpus_per_node = info.gpus
+        self.nodes = tuple(idx)                      # node indices, up or not
+        self.autoscale_min = info.autoscale_min
+        self.max_nodes = len(idx)
+        self.provisioning_delay = info.provisioning_delay
+        self.price_per_hour = info.price_per_hour
+        self.provisioned = sum(1 for i in idx if i not in sim._unprov)                   # up or being set up
+        self.provisioning = sum(1 for i in idx if i in sim._provisioning)              # added, not yet up
+
+    def __repr__(self) -> str:
+        return f"PoolView({self.name!r}, provisioned={self.provisioned}/{self.max_nodes})"
+
+
 class NodeView:
     __slots__ = ("_n",)
 
@@ -115,7 +138,15 @@ class NodeView:
     free_cpus = property(lambda self: self._n.free_cpus)
     free_memory = property(lambda self: self._n.free_mem)
     info = property(lambda self: self._n.info)
-    down = property(lambda self: self._n.down, doc="failed and not yet repaired: none of its GPUs is free")
+
+    @property
+    def idle(self) -> bool:
+        """Up, and no job holds any of its GPUs, CPUs or memory."""
+        n = self._n
+        return (not n.down and len(n.free) == n.info.gpus and not n.used and n.free_cpus >= n.info.cpus
+                and n.free_mem >= n.info.memory_bytes)
+    down = property(lambda self: self._n.down, doc="failed and not yet repaired, or a cloud node not provisioned: "
+                    "none of its GPUs is free")
 
 
 class ClusterView:
@@ -265,6 +296,11 @@ class ClusterView:
         if s is None:
             return ()
         return tuple(ServiceView(x, s) for x in s.svcs)
+
+    def pools(self) -> tuple["PoolView", ...]:
+        """Every node pool, in scenario order, with what autoscaling needs to know."""
+        s = self._sim
+        return tuple(PoolView(s, name, idx) for name, idx in s._pools.items())
 
     def free_map(self) -> FreeMap:
         """A private, mutable copy of the free resources to plan placements on."""

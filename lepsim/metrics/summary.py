@@ -109,6 +109,29 @@ def _network(measured: pd.DataFrame, links: pd.DataFrame | None, lo: float, hi: 
     return out
 
 
+def cost_and_energy(intervals: pd.DataFrame, billing, power: dict) -> dict:
+    """Whole-run cost and energy (not windowed: what the run cost).
+
+    * ``node_hours``: Σ over provisioned node intervals (fixed pools: the whole run) / 3600;
+    * ``cost_usd``: Σ node-hours × the pool's ``price_per_hour``; NaN when no pool is priced;
+    * ``energy_gpu_kwh``: Σ over allocation intervals of ``gpu_s`` × the GPU type's
+      ``tdp_watts`` in the catalog / 3.6e6: every GPU draws its TDP while a job holds it,
+      nothing while it is free (the catalog gives no idle power).
+    """
+    out: dict = {}
+    node_s = sum(e - s for _, _, s, e, _ in billing)
+    priced = [(e - s, price) for _, _, s, e, price in billing if price is not None]
+    out["node_hours"] = node_s / 3600.0
+    out["cost_usd"] = sum(d * p for d, p in priced) / 3600.0 if priced else math.nan
+    if len(intervals):
+        by_type = intervals.groupby(intervals["gpu_type"].astype(object))["gpu_s"].sum()
+        joules = sum(float(v) * power.get(t, math.nan) for t, v in by_type.items() if t is not None and v > 0)
+    else:
+        joules = 0.0
+    out["energy_gpu_kwh"] = joules / 3.6e6
+    return out
+
+
 def _storage_and_failures(jobs, intervals, timeline, cap_total, lo, hi, storage, events) -> dict:
     """Effective utilization, checkpoint overhead, lost work, storage use (docs/metrics.md)."""
     span = hi - lo

@@ -63,4 +63,28 @@ class ScaleService:
     replicas: int
 
 
-Action = Start | Preempt | Migrate | Wakeup | ScaleService
+@dataclass(frozen=True, slots=True)
+class AddNodes:
+    """Provision ``count`` more nodes of an autoscaling pool (``cluster.pools[].autoscale``).
+
+    The pool's lowest-numbered nodes that are not provisioned are billed from now on and
+    become allocatable after the pool's ``provisioning_delay``; the pool's ``count`` is its
+    maximum, and asking for more nodes than it has left is refused.
+    """
+
+    pool: str
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveNodes:
+    """Give back idle nodes (node indices) of autoscaling pools: billing stops at once.
+
+    Each node must be up (provisioned, not failed) and idle (no job holds any of its
+    GPUs, CPUs or memory), and its pool must keep at least ``autoscale.min`` nodes.
+    """
+
+    nodes: tuple[int, ...]
+
+
+Action = Start | Preempt | Migrate | Wakeup | ScaleService | AddNodes | RemoveNodes

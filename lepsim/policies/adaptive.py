@@ -3,6 +3,8 @@
 * ``gavel`` / ``gavel-throughput``: heterogeneity-aware allocation after Gavel (OSDI'20):
   an allocation matrix of time fractions per (job, GPU type), the optimum of a linear
   program over the jobs' throughputs on each type (scipy's HiGHS), realised in rounds.
+* ``cloud-autoscaler``: FIFO placement; cloud pools grow with the queue (AddNodes, after a
+  provisioning delay) and give back idle nodes (RemoveNodes); billed per node-hour.
 """
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ import math
 import numpy as np
 from pydantic import Field, field_validator
 
-from lepsim.policies.actions import Preempt, Start, Wakeup
+from lepsim.policies.actions import AddNodes, Preempt, RemoveNodes, Start, Wakeup
 from lepsim.policies.base import Policy
-from lepsim.policies.builtin import PlacementConfig
+from lepsim.policies.builtin import PlacementConfig, QueueConfig, _place_in_order
 from lepsim.policies.placement import OfType
 from lepsim.policies.registry import register
 from lepsim.units import UnitError, parse_duration
@@ -152,6 +154,17 @@ def _water_fill(g: np.ndarray, cap: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the policy
+def _duration(v, positive: bool) -> float:
+    """A parameter in seconds or a duration string; > 0 (``positive``) or >= 0."""
+    try:
+        x = parse_duration(v)
+    except UnitError as e:
+        raise ValueError(str(e)) from None
+    if x < 0 or (positive and x == 0):
+        raise ValueError(f"found {v!r}, expected a duration {'> 0' if positive else '>= 0'}")
+    return x
+
+
 class GavelConfig(PlacementConfig):
     round: float | None = Field(
         None,
@@ -162,15 +175,7 @@ class GavelConfig(PlacementConfig):
     @field_validator("round", mode="before")
     @classmethod
     def _parse_round(cls, v):
-        if v is None:
-            return v
-        try:
-            x = parse_duration(v)
-        except UnitError as e:
-            raise ValueError(str(e)) from None
-        if x <= 0:
-            raise ValueError(f"found {v!r}, expected a positive duration")
-        return x
+        return None if v is None else _duration(v, positive=True)
 
 
 _AsType = OfType  # a job seen as requiring one GPU type (lepsim.policies.placement)
@@ -438,3 +443,107 @@ class GavelThroughput(_Gavel):
 
     name = "gavel-throughput"
     objective = "max_throughput"
+
+
+# ----------------------------------------------------------------------------- cloud autoscaling
+class AutoscalerConfig(QueueConfig):
+    scale_down_after: float = Field(
+        600.0, description="remove a cloud node once it has been idle this long (s or a duration) and no job waits"
+    )
+
+    @field_validator("scale_down_after", mode="before")
+    @classmethod
+    def _parse_after(cls, v):
+        return _duration(v, positive=False)
+
+
+@register
+class CloudAutoscaler(Policy):
+    """FIFO placement on a cluster whose cloud pools grow with the queue and shrink when idle.
+
+    Jobs start in submit order as ``fifo`` does (same parameters).  Then, for the pending
+    jobs that did not start, in submit order, the policy books GPUs on the first
+    autoscaling pool (``cluster.pools[].autoscale``, in scenario order) of a type the job
+    may use, counting first the GPUs of nodes already being provisioned, and asks for
+    ``AddNodes`` for the rest (whole nodes, up to the pool's ``count``).  A job wider than
+    one node books whole nodes.  When no job waits, a cloud node that has been idle for
+    ``scale_down_after`` is given back with ``RemoveNodes`` (never below ``autoscale.min``);
+    the policy asks to be woken when the next idle node is due.  Nodes are billed from
+    ``AddNodes`` to ``RemoveNodes`` (``cost_usd``, ``node_hours``).
+
+    ```yaml
+    cluster:
+      pools:
+        - {name: cloud, count: 16, template: dgx1-v100, price_per_hour: 24.48,
+           autoscale: {min: 2, provisioning_delay: 3min}}
+    scheduler:
+      policy: cloud-autoscaler
+      params: {scale_down_after: 10min}
+    ```
+    """
+
+    name = "cloud-autoscaler"
+    family = "adaptive"
+    reference = ("cluster-autoscaler style scale-up on unschedulable jobs and scale-down of idle nodes "
+                 "(Kubernetes cluster-autoscaler); prices per node-hour as cloud providers bill")
+    Config = AutoscalerConfig
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._idle_since: dict[int, float] = {}
+
+    def decide(self, view):
+        now = view.now
+        actions: list = []
+        started: set[int] = set()
+        if view.pending_count():
+            actions = _place_in_order(view, view.pending(), self.config)
+            started = {a.job_id for a in actions}
+        pools = [p for p in view.pools() if p.autoscale_min is not None and p.gpus_per_node > 0]
+        waiting = [j for j in view.pending() if j.job_id not in started and j.gpus > 0] if view.pending_count() else []
+        # scale up: book the waiting jobs' GPUs on nodes being provisioned, then on new nodes
+        spare = {p.name: p.provisioning * p.gpus_per_node for p in pools}
+        add = {p.name: 0 for p in pools}
+        room = {p.name: p.max_nodes - p.provisioned for p in pools}
+        for job in waiting:
+            for p in pools:
+                if job.gpu_type is not None and job.gpu_type != p.gpu_type:
+                    continue
+                if spare[p.name] >= job.gpus:
+                    spare[p.name] -= job.gpus
+                    break
+                need = -(-(job.gpus - spare[p.name]) // p.gpus_per_node)
+                if need <= room[p.name]:
+                    room[p.name] -= need
+                    add[p.name] += need
+                    spare[p.name] += need * p.gpus_per_node - job.gpus
+                    break
+        for p in pools:
+            if add[p.name]:
+                actions.append(AddNodes(p.name, add[p.name]))
+        # scale down: idle cloud nodes, only while nobody waits
+        nodes = view.nodes
+        wake = math.inf
+        remove: list[int] = []
+        for p in pools:
+            keep = p.provisioned
+            for ni in p.nodes:
+                n = nodes[ni]
+                if not n.idle:
+                    self._idle_since.pop(ni, None)
+                    continue
+                since = self._idle_since.setdefault(ni, now)
+                due = since + self.config.scale_down_after
+                if waiting or keep <= p.autoscale_min:
+                    continue
+                if now >= due - 1e-9:
+                    remove.append(ni)
+                    keep -= 1
+                    self._idle_since.pop(ni, None)
+                else:
+                    wake = min(wake, due)
+        if remove:
+            actions.append(RemoveNodes(tuple(remove)))
+        if math.isfinite(wake):
+            actions.append(Wakeup(wake))
+        return actions

@@ -31,6 +31,9 @@ class NodeInfo:
     intra_node_link: str
     nic_bandwidth: float
     labels: tuple[tuple[str, str], ...]
+    price_per_hour: float | None = None      # dollars per node-hour (None: not priced)
+    autoscale_min: int | None = None          # autoscaling pool: nodes provisioned at start (None: a fixed pool)
+    provisioning_delay: float = 0.0           # autoscaling pool: seconds from AddNodes to allocatable
 
 
 # A problem found while resolving: (field path, message); the loader adds file and line.
@@ -130,6 +133,9 @@ def resolve_cluster(spec, catalog: Catalog, base_dir: Path | None = None) -> tup
                     intra_node_link=link,
                     nic_bandwidth=float(nic),
                     labels=tuple(sorted(pool.labels.items())),
+                    price_per_hour=pool.price_per_hour,
+                    autoscale_min=None if pool.autoscale is None else pool.autoscale.min,
+                    provisioning_delay=0.0 if pool.autoscale is None else pool.autoscale.provisioning_delay,
                 )
             )
     return nodes, problems

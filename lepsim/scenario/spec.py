@@ -205,6 +205,14 @@ LabelChoice = _choice_model(str, "LabelChoice")
 
 
 # ----------------------------------------------------------------------------- cluster
+class AutoscaleSpec(Spec):
+    """A cloud pool whose nodes a policy adds and removes (AddNodes / RemoveNodes)."""
+
+    min: Annotated[int, Field(ge=0)] = Field(0, description="nodes provisioned at the start, never removed below")
+    provisioning_delay: NonNegDuration = Field(0.0, description="an added node becomes allocatable this long after "
+                                               "AddNodes (billed from AddNodes on)")
+
+
 class NodePool(Spec):
     """``count`` identical nodes, from a catalog template and/or explicit fields."""
 
@@ -217,9 +225,16 @@ class NodePool(Spec):
     memory: Annotated[Bytes, Field(gt=0)] | None = None
     intra_node_link: Literal["nvswitch", "nvlink", "pcie", "infinity-fabric", "none"] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    price_per_hour: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="price of one node for one hour (dollars per node-hour); gives the cost_usd metric")
+    autoscale: AutoscaleSpec | None = Field(
+        None, description="cloud autoscaling: count is the most nodes; autoscale.min are provisioned at the start")
 
     @model_validator(mode="after")
     def _template_or_fields(self):
+        if self.autoscale is not None and self.autoscale.min > self.count:
+            raise ValueError(f"found autoscale.min {self.autoscale.min} > count {self.count}, expected at most count "
+                             "(count is the most nodes the pool can have)")
         if self.template is None:
             missing = [f for f in ("gpus_per_node", "cpus", "memory") if getattr(self, f) is None]
             if missing:

@@ -137,7 +137,7 @@ def test_scenario_field_tables_match_the_spec_models():
         assert not missing, f"`{path}` fields not documented in docs/scenario.md: {sorted(missing)}"
     # every model reachable from Scenario has its table
     expected = {
-        "Scenario", "cluster", "cluster.pools[]", "cluster.network", "cluster.network.edges[]",
+        "Scenario", "cluster", "cluster.pools[]", "cluster.pools[].autoscale", "cluster.network", "cluster.network.edges[]",
         "cluster.network.storage", "workload", "workload.defaults", "workload.jobs[]",
         "workload.generators[]", "workload.generators[].windows[]", "workload.traces[]", "workload.tenants.<name>", "scheduler",
         "scheduler.preemption", "simulation", "costs", "workload.services[]", "workload.services[].replicas",
