@@ -108,7 +108,7 @@ class PoolView:
         self.max_nodes = len(idx)
         self.provisioning_delay = info.provisioning_delay
         self.price_per_hour = info.price_per_hour
-        self.provisioned = sum(1 for i in idx if i not in sim._unprov)                   # up or being set up
+        self.provisioned = sum(1 for i in idx if i not in sim._unprov or i in sim._provisioning)  # up or being set up
         self.provisioning = sum(1 for i in idx if i in sim._provisioning)              # added, not yet up
 
     def __repr__(self) -> str:
