@@ -174,7 +174,7 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
         _check_down_gpus(result, iv, tol)
         if (iv["end_s"] < iv["start_s"]).any():
             raise InvariantError("an interval ends before it starts")
-    if (tl["allocated_gpus"] > cap).any() or (tl["allocated_gpus"] < 0).any():
+    if (tl["allocated_gpus"] > cap + 1e-9).any() or (tl["allocated_gpus"] < -1e-9).any():  # shares add in floats
         raise InvariantError("allocated GPUs outside [0, capacity]")
     if "down_gpus" in tl and ((tl["allocated_gpus"] + tl["down_gpus"] > cap).any() or (tl["down_gpus"] < 0).any()):
         raise InvariantError("allocated + down GPUs exceed the capacity")

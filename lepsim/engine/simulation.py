@@ -509,6 +509,9 @@ class Simulation:
         held = len(gpus) if frac == 1.0 else frac
         self._alloc_by_type[gtype] -= held
         self._allocated -= held
+        if frac != 1.0:  # sums of shares round: snap what should be whole back to it
+            self._allocated = _snap(self._allocated)
+            self._alloc_by_type[gtype] = _snap(self._alloc_by_type[gtype])
 
     def _apply_start(self, a: Start) -> None:
         now = self.env.now
@@ -1378,6 +1381,12 @@ def _packed(gpus: int, gpn: int) -> tuple[int, ...]:
 
 def _nodes_str(j: _Job) -> str:
     return ",".join(f"{ni}:{k}" for ni, k in j.node_shares)
+
+
+def _snap(x: float) -> float:
+    """``x`` rounded to the nearest integer when within 1e-9 of it (sums of GPU shares)."""
+    r = round(x)
+    return float(r) if abs(x - r) < 1e-9 else x
 
 
 def _workload_mix(jobs) -> tuple:

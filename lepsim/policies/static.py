@@ -54,6 +54,23 @@ class EASY(HookPolicy):
                  "IEEE TPDS 2001")
     Config = EASYConfig
 
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._ends: dict[int, tuple[float | None, float]] = {}  # job id -> (last start, expected end)
+
+    def _end(self, view, j, restore: float) -> float:
+        """Expected end of a running or restoring job: fixed once it holds its GPUs (the
+        policy never preempts, and a running job's rate does not change), so cached."""
+        c = self._ends.get(j.job_id)
+        if c is not None and c[0] == j.last_start_time:
+            return c[1]
+        left = j.remaining_time
+        if j.state == "restoring":
+            left += max(j.last_start_time + restore - view.now, 0.0)
+        end = view.now + left
+        self._ends[j.job_id] = (j.last_start_time, end)
+        return end
+
     def reservation(self, view, plan: Plan, head) -> tuple[str | None, float, float]:
         """(GPU type, shadow time, extra GPUs) of the head's reservation; shadow is inf when it
         can never fit (more GPUs than the type has)."""
@@ -61,14 +78,15 @@ class EASY(HookPolicy):
         now = view.now
         types = [head.gpu_type] if head.gpu_type is not None else list(view.gpu_types)
         need = max(head.gpus, 1)
+        running = view.running()
+        if len(self._ends) > 2 * len(running) + 64:  # forget jobs that ended
+            live = {j.job_id for j in running}
+            self._ends = {k: v for k, v in self._ends.items() if k in live}
         ends: dict[str, list[tuple[float, int]]] = {t: [] for t in types}
-        for j in view.running():
+        for j in running:
             t = j.allocated_gpu_type
             if t in ends:
-                left = j.remaining_time
-                if j.state == "restoring":
-                    left += max(j.last_start_time + restore - now, 0.0)
-                ends[t].append((now + left, len(j.allocated_gpus)))
+                ends[t].append((self._end(view, j, restore), len(j.allocated_gpus)))
         best = (None, math.inf, 0.0)
         for t in types:
             free = plan.free.free_gpus(t)
@@ -88,16 +106,22 @@ class EASY(HookPolicy):
     def allocate(self, view, plan: Plan, queue: list) -> None:
         free = plan.free
         head = None
-        rtype, shadow, extra = None, math.inf, 0.0
+        reserved = None  # (type, shadow, extra), computed when a job after the head could fit
         for job in queue:
+            if job.gpus and job.gpu_fraction == 1.0 and free.free_gpus(job.gpu_type) < job.gpus:
+                if head is None:
+                    head = job  # cannot fit by count: it is the head
+                continue  # (a later job that cannot fit by count is not backfilled)
             if head is None:
                 placed = self.place(view, free, job)
                 if placed is not None:
                     plan.start(job, placed)
                     continue
                 head = job
-                rtype, shadow, extra = self.reservation(view, plan, head)
                 continue
+            if reserved is None:
+                reserved = self.reservation(view, plan, head)
+            rtype, shadow, extra = reserved
             # backfill: on another type freely; on the reserved type only if it ends by the
             # shadow time or fits in the extra GPUs
             short = view.now + job.isolated_runtime <= shadow
@@ -107,7 +131,7 @@ class EASY(HookPolicy):
                 if placed is not None:
                     t = view.nodes[view.node_of(placed[0])].gpu_type if job.gpus else None
                     if t == rtype and not short:
-                        extra -= size
+                        reserved = (rtype, shadow, extra - size)
                     plan.start(job, placed)
                 continue
             if job.gpus == 0:
@@ -205,12 +229,16 @@ class Quota(HookPolicy):
     def allocate(self, view, plan: Plan, queue: list) -> None:
         held = self.held(view)
         blocking = self._blocking()
+        free = plan.free
         for job in queue:
             q = self.quota(view, job.tenant)
             h = held.get(job.tenant, 0.0)
             if h + _need(job) > q + 1e-9:
                 continue  # over its tenant's quota: passed over, whatever skip_blocked says
-            placed = self.place(view, plan.free, job)
+            if job.gpus and job.gpu_fraction == 1.0 and free.free_gpus(job.gpu_type) < job.gpus:
+                placed = None  # cannot fit by count
+            else:
+                placed = self.place(view, free, job)
             if placed is None:
                 if blocking:
                     break
