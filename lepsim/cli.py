@@ -376,7 +376,7 @@ def compare_table(comp, title: str = "") -> Table:
     rows += [(k, f"  utilization {k[len('utilization['):-1]}") for k in metrics if k.startswith("utilization[")]
     svc = service_rows(metrics)
     rows += [r for r in svc if r[0] in metrics]
-    shown = {k for k, _ in svc}
+    shown = {k for k, _ in svc} | {k for k in metrics if k.startswith("slo_percentiles_met[")}
     rows += [(k, k) for k in metrics if SLO_COST.search(k) and k not in shown]
     for key, label in rows:
         sub = table[table.metric == key].set_index("policy").reindex(comp.labels)

@@ -35,7 +35,11 @@ DEFAULT_METRICS = (
     "queueing_delay_mean_s", "queueing_delay_p95_s", "slowdown_mean", "utilization", "makespan_s",
     "queue_length_mean", "preemptions_total", "jobs_failed", "effective_utilization", "lost_gpu_h",
 )
-INTEGER_METRICS = {"jobs_completed", "jobs_unfinished", "preemptions_total", "jobs_total", "jobs_failed"}
+INTEGER_METRICS = {"jobs_completed", "jobs_unfinished", "preemptions_total", "jobs_total", "jobs_failed",
+                   "requests_completed", "requests_timeout", "requests_rejected"}
+# pinned for every inference service of a run (keys FAMILY[SERVICE])
+SERVICE_METRICS = ("requests_completed", "requests_timeout", "requests_rejected", "slo_attainment", "goodput_rps",
+                   "ttft_p99_s", "tpot_p99_s", "e2e_p99_s", "replicas_mean")
 DEFAULT_REL_TOL = 1e-6
 
 
@@ -66,9 +70,11 @@ def update_baseline(scenario, policy: str, *, directory, seed: int | None = None
     path = baseline_path(scenario, policy, directory)
     old = json.loads(path.read_text())["metrics"] if path.exists() else {}
     entries = {}
+    metrics = list(metrics) + [k for k in result.summary if k.split("[")[0] in SERVICE_METRICS and k.endswith("]")]
     for m in metrics:
         v = result.summary.get(m)
-        tol = {"rel_tol": 0.0, "abs_tol": 0.0} if m in INTEGER_METRICS else {"rel_tol": DEFAULT_REL_TOL, "abs_tol": 1e-9}
+        tol = ({"rel_tol": 0.0, "abs_tol": 0.0} if m.split("[")[0] in INTEGER_METRICS
+               else {"rel_tol": DEFAULT_REL_TOL, "abs_tol": 1e-9})
         if m in old:
             tol = {"rel_tol": old[m].get("rel_tol", tol["rel_tol"]), "abs_tol": old[m].get("abs_tol", tol["abs_tol"])}
         entries[m] = {"value": v, **tol}

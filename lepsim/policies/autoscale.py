@@ -1,8 +1,8 @@
 """The inference replica autoscaler (adaptive family).
 
 It scales each autoscaled service (``replicas: {min, max}``) with ``ScaleService`` and
-leaves every placement decision, replicas included, to a *base* policy (``fifo`` by
-default, or a priority-preemptive or elastic policy), whose actions it returns first.
+leaves every placement decision, replicas included, to a *base* policy (``priority`` by
+default: replicas preempt lower-priority training), whose actions it returns first.
 """
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ def _duration(v):
 
 
 class AutoscalerConfig(PolicyConfig):
-    base: str = Field("fifo", description="the policy that places jobs and replicas (and preempts, if it does)")
+    base: str = Field("priority", description="the policy that places jobs and replicas (and preempts, if it does)")
     base_params: dict = Field(default_factory=dict, description="the base policy's parameters")
     interval: float = Field(10.0, gt=0, description="seconds between scaling decisions")
     window: float = Field(30.0, gt=0, description="seconds of history for arrival rates and latencies")
-    target_concurrency: float = Field(16.0, gt=0, description="outstanding requests per replica to aim at")
+    target_concurrency: float = Field(24.0, gt=0, description="outstanding requests per replica to aim at")
     lookahead: float | None = Field(None, ge=0, description="forecast horizon (default: the cold start + interval)")
     scale_down_delay: float = Field(120.0, ge=0, description="scale down only to the largest need of this long")
     slo_boost: float = Field(1.5, ge=1, description="when a recent p99 misses its SLO: at least this x ready replicas")
@@ -59,14 +59,14 @@ class InferenceAutoscaler(Policy):
       ``scale_down_delay`` seconds (the stable window of Knative's autoscaler), and not
       before it has watched the service that long; always within ``[min, max]``.
 
-    The base policy places replicas like jobs, so a replica waits for GPUs when the
-    cluster is full unless the base policy preempts (a priority policy) or shrinks
-    (an elastic policy) training for it.
+    The base policy places replicas like jobs: with the default ``priority`` a new replica
+    preempts lower-priority training jobs (which resume from their checkpoint); with
+    ``fifo`` it waits for GPUs when the cluster is full.
 
     ```yaml
     scheduler:
       policy: inference-autoscaler
-      params: {base: fifo, interval: 10s, window: 30s, target_concurrency: 16}
+      params: {base: priority, interval: 10s, window: 30s, target_concurrency: 24}
     ```
     """
 
@@ -140,3 +140,31 @@ class InferenceAutoscaler(Policy):
             self._next = now + cfg.interval
         out.append(Wakeup(self._next))
         return out
+
+
+class ReactiveConfig(AutoscalerConfig):
+    lookahead: float | None = Field(0.0, ge=0, description="forecast horizon (0: none, react to what is seen)")
+    slo_boost: float = Field(1.0, ge=1, description="when a recent p99 misses its SLO: at least this x ready replicas")
+
+
+@register
+class ReactiveAutoscaler(InferenceAutoscaler):
+    """Scales inference replicas on the load it observes; replicas preempt training.
+
+    The dynamic counterpart of ``inference-autoscaler`` (same decision rule, other
+    defaults): no forecast (``lookahead: 0``) and no SLO boost (``slo_boost: 1``); like it,
+    it places through the ``priority`` policy, so a new replica preempts lower-priority
+    training jobs, which checkpoint and later resume from their checkpoint.
+
+    ```yaml
+    scheduler:
+      policy: reactive-autoscaler
+      params: {interval: 10s, window: 30s, target_concurrency: 24}
+      preemption: {checkpoint: 30s, restore: 60s}
+    ```
+    """
+
+    name = "reactive-autoscaler"
+    family = "dynamic"
+    reference = "Knative Pod Autoscaler (concurrency target, stable window) without panic mode, over priority preemption"
+    Config = ReactiveConfig
