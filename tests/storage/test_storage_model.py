@@ -198,3 +198,18 @@ def test_every_policy_runs_with_storage_failures_and_a_network(policy, params):
     assert s["node_failures"] > 0 and s["lost_gpu_h"] > 0
     assert s["jobs_completed"] + s["jobs_failed"] + s["jobs_unfinished"] == s["jobs_total"]
     assert 0 < s["effective_utilization"] <= s["utilization"] + 1e-12
+
+
+def test_checkpoint_size_from_the_model_catalog():
+    # no checkpoint_size: the model's parameter count (models.yaml) x checkpoint_bytes_per_param
+    params = build_cost_model().param_count("resnet50")
+    assert params  # the catalog knows ResNet-50's architecture
+    bw = 1e8
+    job = {"name": "r", "gpus": 1, "model": "resnet50", "iterations": 3000, "checkpoint_interval": 20}
+    for per_param in (4, 12):
+        res = one_gpu({"storage": {"bandwidth": bw, "checkpoint_bytes_per_param": per_param}}, [job])
+        row = res.jobs.iloc[0]
+        assert row["checkpoints"] >= 1
+        assert row["checkpoint_s"] == pytest.approx(row["checkpoints"] * params * per_param / bw, rel=1e-9)
+    # a model without a known parameter count keeps the fixed scheduler.preemption times
+    assert build_cost_model().param_count("transformer") is None
