@@ -714,7 +714,8 @@ _SHARES_DOC = """
 
 @register
 class FairShare(_TenantShares):
-    """Weighted fair share of GPUs across tenants, with preemption.
+    # (a docstring built from parts is no docstring: assign it)
+    __doc__ = """Weighted fair share of GPUs across tenants, with preemption.
 
     Each tenant's share of the cluster's GPUs is its weighted max-min fair share of its
     demand (GPUs of its running and waiting jobs; water-filling with ``weights``).  At each
@@ -741,7 +742,8 @@ class FairShare(_TenantShares):
 
 @register
 class DRF(_TenantShares):
-    """Dominant resource fairness across tenants (GPUs, CPUs, memory), with preemption.
+    # (a docstring built from parts is no docstring: assign it)
+    __doc__ = """Dominant resource fairness across tenants (GPUs, CPUs, memory), with preemption.
 
     A tenant's demand is the sum of its running and waiting jobs' GPUs, CPU cores and host
     memory; its dominant share is the largest fraction of the cluster's total of any of the

@@ -283,3 +283,25 @@ def test_lepsim_policies_lists_the_package_in_its_family(policy_package):
                          text=True, env=env)
     assert one.returncode == 0 and "a policy package defined in the tests" in one.stdout
     assert "hooks: order" in one.stdout
+
+
+# ------------------------------------------------------------------------- registry
+def test_every_registered_policy_documents_itself():
+    """Family, reference, and a docstring whose YAML example names the policy with
+    parameters its Config accepts (what `lepsim policies NAME` shows)."""
+    import inspect
+    import re
+
+    import yaml
+
+    from lepsim.policies import registry
+
+    for name, cls in registry.available().items():
+        assert cls.family in ("static", "dynamic", "adaptive"), name
+        assert cls.reference, name
+        blocks = re.findall(r"```yaml\n(.*?)```", inspect.cleandoc(cls.__doc__ or ""), re.S)
+        assert blocks, f"{name}: no YAML example in its docstring"
+        for block in blocks:
+            sched = yaml.safe_load(block)["scheduler"]
+            assert sched["policy"] == name
+            cls.Config.model_validate(sched.get("params") or {})
