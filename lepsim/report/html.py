@@ -166,7 +166,8 @@ def figures(comp) -> dict:
         "utilization": ("Utilization over time", utilization_figure(comp)),
         "queue_length": ("Queue length over time", queue_figure(comp)),
     }
-    extra = [m for m in metrics if SLO_COST.search(m)]
+    per_run = comp.per_run()
+    extra = [m for m in metrics if SLO_COST.search(m) and m in per_run and per_run[m].notna().any()]  # NaN-only: none
     if extra:
         out["slo_cost"] = ("SLO attainment and cost", metric_bars_figure(comp, extra, "SLO attainment and cost"))
     return out

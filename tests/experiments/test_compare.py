@@ -121,20 +121,21 @@ def test_report_is_self_contained_and_byte_identical(comp, tmp_path):
     b = comp.write(tmp_path / "b")
     files = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
     assert files == ["figures/jct_cdf.png", "figures/metrics.png", "figures/queue_length.png",
-                     "figures/queueing_delay_cdf.png", "figures/utilization.png", "report.html", "runs.csv",
-                     "stats.csv"]
+                     "figures/queueing_delay_cdf.png", "figures/slo_cost.png", "figures/utilization.png",
+                     "report.html", "runs.csv", "stats.csv"]  # slo_cost: every run has an energy figure
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     html = (a / "report.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html), "an external asset"
     imgs = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
-    assert len(imgs) == 5 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in imgs)
+    assert len(imgs) == 6 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in imgs)
     assert "las[thresholds=[30min]]" in html and "± " in html
     stats_csv = pd.read_csv(a / "stats.csv")
     pd.testing.assert_frame_equal(stats_csv, comp.table(), check_dtype=False)
 
 
 def test_slo_and_cost_metrics_get_a_figure_when_present(comp, tmp_path):
+    saved = {lab: [r.summary for r in comp.runs[lab]] for lab in comp.labels}
     for i, lab in enumerate(comp.labels):
         for j, r in enumerate(comp.runs[lab]):
             r.summary = {**r.summary, "slo_attainment": 0.9 - 0.1 * i + 0.01 * j, "cost_usd": 100.0 + i}
@@ -143,10 +144,10 @@ def test_slo_and_cost_metrics_get_a_figure_when_present(comp, tmp_path):
         out = comp.write(tmp_path / "r")
         assert (out / "figures" / "slo_cost.png").is_file()
         assert "SLO attainment and cost" in (out / "report.html").read_text()
-    finally:
+    finally:  # the fixture is shared: give every run its own summary back
         for lab in comp.labels:
-            for r in comp.runs[lab]:
-                r.summary.pop("slo_attainment"), r.summary.pop("cost_usd")
+            for r, summary in zip(comp.runs[lab], saved[lab]):
+                r.summary = summary
 
 
 # ----------------------------------------------------------------------------- CLI
