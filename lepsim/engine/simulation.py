@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,7 +55,7 @@ from lepsim.engine.view import (
     NodeView,
 )
 from lepsim.errors import PolicyError
-from lepsim.policies.actions import AddNodes, Migrate, Preempt, RemoveNodes, ScaleService, Start, Wakeup
+from lepsim.policies.actions import AddNodes, Migrate, Preempt, RemoveNodes, Resize, ScaleService, Start, Wakeup
 from lepsim.policies.placement import SHARE_EPS, covers, node_fragmentation
 from lepsim.scenario.resolve import NodeInfo
 from lepsim.workload.jobs import JobRequest
@@ -93,10 +94,14 @@ class _Job:
         # storage, checkpoints, failures
         "rate0", "stall_frac", "stall_s", "phase_stall", "seg", "sflow", "streams", "cache_shares", "ckpt_work",
         "ckpt_exec", "ckpt_count", "ckpt_pending", "failures", "lost_s", "lost_gpu_s", "phase_time", "ckpt_bytes",
+        "req0", "resizing", "scale",
     )
 
     def __init__(self, req: JobRequest):
-        self.req = req
+        self.req = req                # the request now (a Resize replaces gpus, cpus, memory, batch size)
+        self.req0 = req               # the request as submitted (what the job records show)
+        self.resizing = False         # checkpointing for a Resize (then it restores on its new GPUs)
+        self.scale = 1.0              # samples per iteration now / per iteration as submitted (a Resize)
         self.state = "future"
         self.gpus: tuple[int, ...] = ()
         self.node_shares: tuple[tuple[int, int], ...] = ()  # (node, GPUs used there)
@@ -626,6 +631,9 @@ class Simulation:
             if j.moving is not None:
                 self._finish_migration(j)
                 return
+            if j.resizing:
+                self._finish_resize(j)
+                return
             self._close_phase(j, "checkpoint")
             self._requeue(j)
             self._request_pass()
@@ -642,7 +650,7 @@ class Simulation:
             self._mark_timeline()
             return
         placement = tuple(sorted((k for _, k in j.node_shares), reverse=True))
-        j.rate0 = self.cost.rate(j.req, j.alloc_type, placement)
+        j.rate0 = self.cost.rate(j.req, j.alloc_type, placement) * j.scale
         j.rate = j.rate0
         j.stall_frac = 0.0
         if j.req.iterations is not None:
@@ -670,7 +678,7 @@ class Simulation:
         key = (req.model, j.alloc_type, placement, req.batch_size)
         hit = self._comm_cache.get(key)
         if hit is None:
-            t_iter = 1.0 / j.rate
+            t_iter = j.scale / j.rate
             try:
                 comm = min(float(self.cost.comm_time(req.model, j.alloc_type, placement)), t_iter)
             except (LookupError, AttributeError):   # no gradient size or collective tier: not modelled
@@ -703,7 +711,7 @@ class Simulation:
             new_rate, frac = profiled_rate, comm * profiled_rate
         elif rate > 0:
             t_comm = nbytes / rate
-            new_rate, frac = 1.0 / (compute + t_comm), t_comm / (compute + t_comm)
+            new_rate, frac = j.scale / (compute + t_comm), t_comm / (compute + t_comm)
         else:                              # no bandwidth at all (an outage): stalled in its all-reduce
             new_rate, frac = 0.0, 1.0
         if new_rate == j.rate0:
@@ -832,6 +840,7 @@ class Simulation:
             self._close_reserve(j, self.env.now)
             self._unclaim(j.req, *j.moving)
             j.moving = None
+        j.resizing = False
         j.version += 1
         self._active.discard(j.req.job_id)
 
@@ -917,12 +926,86 @@ class Simulation:
         self._release(j)
         j.gpus, j.node_shares, j.alloc_type = j.moving
         j.moving = None
+        self._resume(j)
+
+    def _resume(self, j: _Job) -> None:
+        """After a migration's or resize's checkpoint: restore (and run) where it now is."""
+        now = self.env.now
         self._active.add(j.req.job_id)
         j.last_start = now
         j.phase_since = now
         self._events.append((now, "start", j.req.job_id, _nodes_str(j)))
         self._prepare(j)
         self._mark_timeline()
+
+    def _apply_resize(self, a: Resize) -> None:
+        """Grow or shrink an elastic job: its GPUs change hands now, it checkpoints (on the
+        new set) and restores, then runs at the cost model's rate for the new placement."""
+        name = self.policy.name
+        if not (0 <= a.job_id < len(self._jobs)):
+            raise PolicyError(f"{name}: Resize of unknown job id {a.job_id}")
+        j = self._jobs[a.job_id]
+        req = j.req
+        if j.state not in (RUNNING, RESTORING, LOADING, SAVING):
+            raise PolicyError(f"{name}: Resize of job {a.job_id} in state {j.state}, expected running")
+        if req.min_gpus is None or req.max_gpus is None or req.gpus == 0 or req.gpu_fraction != 1.0:
+            raise PolicyError(f"{name}: Resize of job {a.job_id}, which is not elastic (no min_gpus/max_gpus)")
+        n = len(set(a.gpus))
+        if n != len(a.gpus) or not (req.min_gpus <= n <= req.max_gpus):
+            raise PolicyError(f"{name}: Resize of job {a.job_id} to {len(a.gpus)} GPUs ({n} distinct), "
+                              f"expected {req.min_gpus}..{req.max_gpus} distinct GPUs")
+        if a.batch_size is not None and not (isinstance(a.batch_size, int) and a.batch_size >= 1):
+            raise PolicyError(f"{name}: Resize of job {a.job_id} with batch_size {a.batch_size!r}, expected an integer >= 1")
+        new = dataclasses.replace(req, gpus=n, cpus=req.cpus / req.gpus * n,
+                                  memory_bytes=req.memory_bytes / req.gpus * n,
+                                  batch_size=req.batch_size if a.batch_size is None else a.batch_size)
+        old = (j.gpus, j.node_shares, j.alloc_type)
+        self._unclaim(req, *old)       # the resource books only: the job's own fields stay
+        j.req = new
+        try:
+            claim = self._claim(a.job_id, tuple(a.gpus), None, "Resize")
+            if claim[2] != old[2]:
+                self._unclaim(new, *claim)
+                raise PolicyError(f"{name}: Resize of job {a.job_id} to {claim[2]} GPUs, expected {old[2]} "
+                                  "(the type it runs on)")
+            if new.iterations is not None:
+                placement = tuple(sorted((k for _, k in claim[1]), reverse=True))
+                try:
+                    self.cost.rate(new, claim[2], placement)
+                except LookupError as e:
+                    self._unclaim(new, *claim)
+                    raise PolicyError(f"{name}: Resize of job {a.job_id}: the cost model cannot cost it there ({e})")
+        except PolicyError:
+            j.req = req
+            self._claim(a.job_id, old[0], None, "Resize")  # what it held a moment ago: fits
+            raise
+        self._interrupt(j)             # records the old allocation's phase up to now
+        if new.iterations is not None:  # work stays in iterations of the submitted global batch
+            j.scale = (new.gpus * self._batch(new)) / (j.req0.gpus * self._batch(j.req0))
+        j.last_stop = self.env.now
+        j.gpus, j.node_shares, j.alloc_type = claim
+        v = j.view
+        if v is not None:
+            v.request, v.gpus, v.cpus, v.memory_bytes = new, new.gpus, new.cpus, new.memory_bytes
+        j.resizing = True
+        j.migrations += 1
+        self._events.append((self.env.now, "resize", a.job_id, _nodes_str(j)))
+        self._enter(j, CHECKPOINTING)
+        self._write_checkpoint(j)
+        self._mark_timeline()
+
+    def _batch(self, req: JobRequest) -> float:
+        """Per-GPU batch of an iteration job: its own, else the cost model's default."""
+        if req.batch_size is not None:
+            return float(req.batch_size)
+        default = getattr(self.cost, "default_batch", None)
+        b = default(req.model) if default is not None else None
+        return float(b) if b else 1.0
+
+    def _finish_resize(self, j: _Job) -> None:
+        self._close_phase(j, "checkpoint")
+        j.resizing = False
+        self._resume(j)
 
     def _close_reserve(self, j: _Job, t1: float) -> None:
         """Record the time a migrating job held its new GPUs while it checkpointed on the old."""
@@ -1164,6 +1247,8 @@ class Simulation:
                 self._apply_preempt(a)
             elif isinstance(a, Migrate):
                 self._apply_migrate(a)
+            elif isinstance(a, Resize):
+                self._apply_resize(a)
             elif isinstance(a, ScaleService):
                 self._apply_scale(a)
             elif isinstance(a, AddNodes):
@@ -1177,7 +1262,7 @@ class Simulation:
                     self._wakeups.add(a.at)
                     self._at(self._delay_to(a.at), P_WAKEUP, self._wake, a.at)
             else:
-                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt, Migrate, ScaleService, AddNodes, RemoveNodes or Wakeup")
+                raise PolicyError(f"{self.policy.name}: unknown action {a!r}; expected Start, Preempt, Migrate, Resize, ScaleService, AddNodes, RemoveNodes or Wakeup")
 
     # ------------------------------------------------------------------ inference replicas
     def _add_replica(self, sid: int) -> None:

@@ -26,7 +26,7 @@ def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
     end = raw.end_time
     rows = []
     for j in raw.jobs:
-        r = j.req
+        r = j.req0  # as submitted (a Resize changes j.req)
         if r.kind != "training":
             status = "retired" if j.state == DONE else "serving"
         elif j.state == DONE:

@@ -41,6 +41,31 @@ class Migrate:
 
 
 @dataclass(frozen=True, slots=True)
+class Resize:
+    """Change a running (or restoring) elastic job's GPUs (grow or shrink), and optionally
+    its per-GPU batch size, at the cost of a preemption.
+
+    ``gpus`` is the whole new set (it may keep some or all of the job's GPUs); the GPUs it
+    does not hold yet must be free now, all of one type (the type it runs on), with the
+    CPU and memory shares on their nodes (CPU and memory scale with the GPU count) and the
+    job's placement constraints.  The count must lie within the job's
+    ``[min_gpus, max_gpus]`` (a job without them is not elastic: refused).  The GPUs change
+    hands at once: the job checkpoints on the new set for ``scheduler.preemption.checkpoint``
+    seconds (or its checkpoint size over the storage bandwidth), restores for ``restore``
+    seconds and runs on at the cost model's rate for the new placement and batch size; its
+    work done is kept.  An iteration job's work stays counted in iterations of its submitted
+    global batch (GPUs x per-GPU batch): on n GPUs at per-GPU batch b it progresses at
+    ``n b / (n0 b0) / iteration_time(placement, b)``, i.e. by samples processed (statistical
+    efficiency is not charged by the engine).  A duration job's rate stays 1 (the cost
+    model has nothing to scale it by).  Counted in ``migrations``.
+    """
+
+    job_id: int
+    gpus: tuple[int, ...]
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Wakeup:
     """Invoke the policy again at simulated time ``at`` (e.g. when a job crosses a threshold)."""
 
@@ -87,4 +112,4 @@ class RemoveNodes:
     nodes: tuple[int, ...]
 
 
-Action = Start | Preempt | Migrate | Wakeup | ScaleService | AddNodes | RemoveNodes
+Action = Start | Preempt | Migrate | Resize | Wakeup | ScaleService | AddNodes | RemoveNodes

@@ -189,6 +189,14 @@ def _usable_gpus(n: NodeInfo, cpus_per_gpu: float, mem_per_gpu: float) -> int:
     return k
 
 
+def _elastic(src, gpus: int) -> dict:
+    """min_gpus/max_gpus of one job (a missing bound is its GPU count); {} when not elastic."""
+    if src.min_gpus is None and src.max_gpus is None:
+        return {}
+    return dict(min_gpus=gpus if src.min_gpus is None else src.min_gpus,
+                max_gpus=gpus if src.max_gpus is None else src.max_gpus)
+
+
 def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path, seed: int | None = None):
     """All job requests of a scenario, in submit order, with ids; plus problems.
 
@@ -222,7 +230,8 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                                          iterations=j.iterations, batch_size=j.batch_size, source=path,
                                          node_selector=tuple(sorted(j.node_selector.items())),
                                          gpu_fraction=j.gpu_fraction if j.gpus == 1 else 1.0,
-                                         priority=j.priority, **_data_fields(j, storage, path, problems))))
+                                         priority=j.priority, **_elastic(j, j.gpus),
+                                         **_data_fields(j, storage, path, problems))))
 
     for i, g in enumerate(wl.generators):
         path = f"workload.generators[{i}]"
@@ -248,6 +257,15 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
             problems.append((path + ".gpu_fraction", f"found {g.gpu_fraction:g} with GPU counts other than 1, "
                              "expected gpus: 1 (a share of one GPU)"))
             continue
+        if g.min_gpus is not None or g.max_gpus is not None:
+            gmin = support_min(g.gpus)
+            lo = g.min_gpus if g.min_gpus is not None else None
+            hi = g.max_gpus if g.max_gpus is not None else None
+            if g.gpu_fraction < 1 or gmin < 1 or (lo is not None and lo > gmin) or (hi is not None and hi < gmax):
+                problems.append((path + (".min_gpus" if g.min_gpus is not None else ".max_gpus"),
+                                 f"found min_gpus {lo}, max_gpus {hi} with GPU counts {gmin:g}..{gmax:g}, expected "
+                                 "1 <= min_gpus <= every generated gpus <= max_gpus (whole GPUs)"))
+                continue
         cpg = g.cpus_per_gpu if g.cpus_per_gpu is not None else cpg_default
         mpg = g.memory_per_gpu if g.memory_per_gpu is not None else mpg_default
         selector = tuple(sorted(g.node_selector.items()))
@@ -266,7 +284,7 @@ def build_jobs(scenario, catalog: Catalog, nodes: list[NodeInfo], base_dir: Path
                 duration=None if cols["duration"] is None else float(cols["duration"][k]),
                 iterations=None if cols["iterations"] is None else float(cols["iterations"][k]),
                 batch_size=g.batch_size, source=path, node_selector=selector, gpu_fraction=g.gpu_fraction,
-                priority=g.priority, **data)))
+                priority=g.priority, **_elastic(g, int(cols["gpus"][k])), **data)))
 
     rank0 = 1 + len(wl.generators)
     fits: dict[tuple, str | None] = {}

@@ -361,6 +361,10 @@ class JobFields(Spec):
         None, description="write a checkpoint after this much running time (default: storage.checkpoint_interval)")
     priority: int = Field(0, description="priority class (integer, higher = more important): under policy "
                           "`priority` a job of a higher class preempts jobs of lower classes")
+    min_gpus: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="elastic job: fewest GPUs an elastic policy may shrink it to (default: gpus when max_gpus is set)")
+    max_gpus: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="elastic job: most GPUs an elastic policy may grow it to (default: gpus when min_gpus is set)")
 
 
 class InlineJob(JobFields):
@@ -381,6 +385,12 @@ class InlineJob(JobFields):
         if self.gpu_fraction < 1 and self.gpus != 1:
             raise ValueError(f"found gpu_fraction {self.gpu_fraction:g} with gpus {self.gpus}, expected gpus: 1 "
                              "(a share of one GPU)")
+        if self.min_gpus is not None or self.max_gpus is not None:
+            lo = self.gpus if self.min_gpus is None else self.min_gpus
+            hi = self.gpus if self.max_gpus is None else self.max_gpus
+            if not (1 <= lo <= self.gpus <= hi) or self.gpu_fraction < 1:
+                raise ValueError(f"found min_gpus {lo}, gpus {self.gpus}, max_gpus {hi}, expected "
+                                 "1 <= min_gpus <= gpus <= max_gpus (whole GPUs)")
         return self
 
 

@@ -34,3 +34,5 @@ class JobRequest:
     dataset_samples: int | None = None
     checkpoint_bytes: float | None = None    # None: from the model's parameter count, when the catalog has it
     checkpoint_interval: float | None = None  # running seconds between periodic checkpoints
+    min_gpus: int | None = None   # elastic: fewest GPUs a Resize may leave it (None: not elastic)
+    max_gpus: int | None = None   # elastic: most GPUs a Resize may give it
