@@ -43,7 +43,8 @@ def main() -> None:
     from lepsim.policies.registry import available
 
     dynamic = [n for n, cls in available().items() if cls.family == "dynamic"]
-    adaptive = [n for n, cls in available().items() if cls.__module__ == "lepsim.policies.adaptive"]
+    adaptive = [n for n, cls in available().items()
+                if cls.__module__ in ("lepsim.policies.adaptive", "lepsim.policies.elastic")]
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=10_000)
     ap.add_argument("--policies", default=",".join(["fifo", "sjf", *dynamic, *adaptive]))

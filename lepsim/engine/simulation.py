@@ -525,7 +525,19 @@ class Simulation:
         j = self._jobs[a.job_id]
         if j.state != PENDING:
             raise PolicyError(f"{self.policy.name}: Start of job {a.job_id} ({j.req.name}) in state {j.state}, expected pending")
-        j.gpus, j.node_shares, j.alloc_type = self._claim(a.job_id, tuple(a.gpus), a.node, "Start")
+        req = j.req
+        n = len(set(a.gpus))
+        if req.min_gpus is not None and n != req.gpus and req.min_gpus <= n <= req.max_gpus:
+            # an elastic job may start on any count within its bounds (no cost: nothing to restore)
+            j.req = self._sized(req, n, None)
+            try:
+                j.gpus, j.node_shares, j.alloc_type = self._claim(a.job_id, tuple(a.gpus), a.node, "Start")
+            except PolicyError:
+                j.req = req
+                raise
+            self._adopt(j)
+        else:
+            j.gpus, j.node_shares, j.alloc_type = self._claim(a.job_id, tuple(a.gpus), a.node, "Start")
         self._remove_pending(a.job_id)
         self._active.add(a.job_id)
         j.wait_total += now - j.wait_since
@@ -956,9 +968,7 @@ class Simulation:
                               f"expected {req.min_gpus}..{req.max_gpus} distinct GPUs")
         if a.batch_size is not None and not (isinstance(a.batch_size, int) and a.batch_size >= 1):
             raise PolicyError(f"{name}: Resize of job {a.job_id} with batch_size {a.batch_size!r}, expected an integer >= 1")
-        new = dataclasses.replace(req, gpus=n, cpus=req.cpus / req.gpus * n,
-                                  memory_bytes=req.memory_bytes / req.gpus * n,
-                                  batch_size=req.batch_size if a.batch_size is None else a.batch_size)
+        new = self._sized(req, n, a.batch_size)
         old = (j.gpus, j.node_shares, j.alloc_type)
         self._unclaim(req, *old)       # the resource books only: the job's own fields stay
         j.req = new
@@ -980,19 +990,31 @@ class Simulation:
             self._claim(a.job_id, old[0], None, "Resize")  # what it held a moment ago: fits
             raise
         self._interrupt(j)             # records the old allocation's phase up to now
-        if new.iterations is not None:  # work stays in iterations of the submitted global batch
-            j.scale = (new.gpus * self._batch(new)) / (j.req0.gpus * self._batch(j.req0))
+        self._adopt(j)
         j.last_stop = self.env.now
         j.gpus, j.node_shares, j.alloc_type = claim
-        v = j.view
-        if v is not None:
-            v.request, v.gpus, v.cpus, v.memory_bytes = new, new.gpus, new.cpus, new.memory_bytes
         j.resizing = True
         j.migrations += 1
         self._events.append((self.env.now, "resize", a.job_id, _nodes_str(j)))
         self._enter(j, CHECKPOINTING)
         self._write_checkpoint(j)
         self._mark_timeline()
+
+    @staticmethod
+    def _sized(req: JobRequest, n: int, batch_size: int | None) -> JobRequest:
+        """The request on ``n`` GPUs (CPU and memory in proportion), with a new batch if given."""
+        return dataclasses.replace(req, gpus=n, cpus=req.cpus / req.gpus * n, memory_bytes=req.memory_bytes / req.gpus * n,
+                                   batch_size=req.batch_size if batch_size is None else batch_size)
+
+    def _adopt(self, j: _Job) -> None:
+        """``j.req`` was resized: the view follows, and so does the work scale (an iteration
+        job's work stays in iterations of its submitted global batch)."""
+        new = j.req
+        if new.iterations is not None:
+            j.scale = (new.gpus * self._batch(new)) / (j.req0.gpus * self._batch(j.req0))
+        v = j.view
+        if v is not None:
+            v.request, v.gpus, v.cpus, v.memory_bytes = new, new.gpus, new.cpus, new.memory_bytes
 
     def _batch(self, req: JobRequest) -> float:
         """Per-GPU batch of an iteration job: its own, else the cost model's default."""

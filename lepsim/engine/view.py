@@ -273,6 +273,18 @@ class ClusterView:
         except LookupError:
             return 0.0
 
+    def batch_size(self, job: JobView) -> int:
+        """The job's per-GPU batch now: its own, else the cost model's default for its model
+        (1 when neither is known, e.g. a duration job)."""
+        b = job.request.batch_size
+        if b is None and job.model is not None:
+            default = getattr(self._sim.cost, "default_batch", None)
+            try:
+                b = default(job.model) if default is not None else None
+            except LookupError:
+                b = None
+        return int(b) if b else 1
+
     def preemption_costs(self, job: JobView | None = None) -> tuple[float, float]:
         """(checkpoint seconds, restore seconds) the engine charges per preemption.
 

@@ -48,7 +48,7 @@ def _load_entry_points() -> None:
 
 
 def _builtins() -> None:
-    from lepsim.policies import adaptive, autoscale, builtin, dynamic, static  # noqa: F401  (register on import)
+    from lepsim.policies import adaptive, autoscale, builtin, dynamic, elastic, static  # noqa: F401  (register on import)
 
 
 def available() -> dict[str, type[Policy]]:
