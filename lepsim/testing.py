@@ -177,6 +177,7 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
                 k = int(np.argmax(over))
                 raise InvariantError(f"GPU {int(arr[k, 0])} held {held[k]:.6g} times over at t={arr[k, 1]:g}")
         _check_isolation(result, iv, tol)
+        _check_elastic(jobs, iv)
         _check_down_gpus(result, iv, tol)
         if (iv["end_s"] < iv["start_s"]).any():
             raise InvariantError("an interval ends before it starts")
@@ -270,6 +271,26 @@ def _check_isolation(result, iv, tol: float) -> None:
             if len(present) > 1 and any(x in isolated for x in present):
                 raise InvariantError(f"node {node} hosts tenants {sorted(present)} at t={t_:g}, "
                                      "one of them isolated")
+
+
+def _check_elastic(jobs, iv) -> None:
+    """An elastic job (min_gpus/max_gpus) holds between min_gpus and max_gpus GPUs in every
+    phase; one GPU id per GPU."""
+    if "min_gpus" not in jobs or jobs["min_gpus"].isna().all():
+        return
+    el = jobs[jobs["min_gpus"].notna()].set_index("job_id")
+    rows = iv[iv["job_id"].isin(el.index)]
+    if not len(rows):
+        return
+    n = rows["gpus"].to_numpy(dtype=float)
+    lo = el.loc[rows["job_id"], "min_gpus"].to_numpy(dtype=float)
+    hi = el.loc[rows["job_id"], "max_gpus"].to_numpy(dtype=float)
+    ids = rows["gpu_ids"].astype(str).map(lambda s: len(s.split())).to_numpy()
+    bad = (n < lo) | (n > hi) | (ids != n)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise InvariantError(f"elastic job {int(rows['job_id'].iloc[k])} held {n[k]:g} GPUs, outside "
+                             f"[{lo[k]:g}, {hi[k]:g}] or not one id per GPU")
 
 
 def _check_down_gpus(result, iv, tol: float) -> None:

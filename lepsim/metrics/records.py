@@ -13,7 +13,7 @@ JOB_COLUMNS = (
     "gpu_type", "submit_time_s", "first_start_s", "end_s", "status", "preemptions", "queueing_delay_s",
     "wait_time_s", "jct_s", "isolated_runtime_s", "slowdown", "executed_s", "allocated_gpu_s",
     "progress", "measured", "migrations", "comm_s", "kind", "load_s", "restore_s", "checkpoint_s", "data_stall_s", "checkpoints",
-    "failures", "lost_s", "lost_gpu_s",
+    "failures", "lost_s", "lost_gpu_s", "min_gpus", "max_gpus",
 )
 
 
@@ -51,6 +51,7 @@ def jobs_frame(raw, window: tuple[float, float]) -> pd.DataFrame:
             bool(lo <= r.submit_time <= hi) and r.kind == "training", j.migrations, j.comm_s, r.kind,
             pt.get("load", 0.0), pt.get("restore", 0.0), pt.get("checkpoint", 0.0), j.stall_s, j.ckpt_count,
             j.failures, j.lost_s, j.lost_gpu_s,
+            math.nan if r.min_gpus is None else r.min_gpus, math.nan if r.max_gpus is None else r.max_gpus,
         ))
     df = pd.DataFrame.from_records(rows, columns=list(JOB_COLUMNS))
     for c in ("name", "tenant", "model", "source", "requested_gpu_type", "gpu_type", "status", "kind"):

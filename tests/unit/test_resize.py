@@ -130,3 +130,22 @@ def test_generator_elastic_bounds_must_cover_every_count():
                   "workload": {"generators": [gen]}, "scheduler": {"policy": "fifo"}, "simulation": {"seed": 1}})
     with pytest.raises(Exception, match="min_gpus"):
         lepsim.simulate(s)
+
+
+def test_a_node_failure_during_the_resize_checkpoint(registry):
+    """Grow at t=10 onto GPUs 0,1 (node p/0), checkpoint 5 s; node p/0 fails at t=12 before the
+    checkpoint is committed: the 10 s run is lost, the job re-queues with its new request (2
+    GPUs) and FIFO restarts it at once on node p/1 (GPUs 2,3) from scratch, nothing to
+    restore: end = 12 + 1000 x it2 / 2."""
+    it2 = build_cost_model().iteration_time("cifar10", "T4", (2,), 128)
+    _resizer(registry, 10.0, (0, 1))
+    pool = {"name": "p", "count": 2, "gpu_type": "T4", "gpus_per_node": 2, "cpus": 64, "memory": "512GiB"}
+    s = scenario({"cluster": {"pools": [pool]}, "workload": {"jobs": [_elastic(1000)]},
+                  "scheduler": {"policy": "t-resizer", "preemption": {"checkpoint": 5, "restore": 3}},
+                  "failures": {"faults": [{"node": "p/0", "at": 12, "repair": 100}]}})
+    r = lepsim.simulate(s)
+    j = r.jobs.iloc[0]
+    assert j["failures"] == 1 and j["lost_s"] == 10.0 and j["status"] == "completed"
+    assert j["end_s"] == pytest.approx(12 + 1000 * it2 / 2, rel=1e-12)
+    last = r.intervals.iloc[-1]
+    assert (last["phase"], last["start_s"], last["gpu_ids"]) == ("run", 12.0, "2 3")
