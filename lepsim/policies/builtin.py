@@ -110,6 +110,16 @@ class SJF(Policy):
         return _place_in_order(view, jobs, self.config)
 
 
+def promotion_due(job, knob: float) -> float:
+    """When a waiting job is promoted (Tiresias' PROMOTE_KNOB): ``knob`` x its last run after
+    its last stop.  A run cut at the instant it began counts as its total executed time, so
+    that two jobs cannot promote and preempt each other forever at one instant."""
+    run = job.last_stop_time - job.last_start_time
+    if run <= 0.0:
+        run = job.executed_time
+    return job.last_stop_time + knob * run
+
+
 class LASConfig(PlacementConfig):
     thresholds: tuple[float, ...] = Field(
         (3600.0,),
@@ -119,8 +129,8 @@ class LASConfig(PlacementConfig):
     promote_knob: float | None = Field(
         None,
         gt=0,
-        description="starvation guard: a job waiting longer than promote_knob x its last run time goes back to "
-        "the highest queue (Tiresias' PROMOTE_KNOB); null = off",
+        description="starvation guard: a job waiting longer than promote_knob x its last run time (its executed "
+        "time when that run was cut at its start) goes back to the highest queue (Tiresias' PROMOTE_KNOB); null = off",
     )
 
     @field_validator("thresholds", mode="before")
@@ -210,7 +220,7 @@ class LAS(Policy):
             self._zero += 1
         knob = self.config.promote_knob
         if knob is not None and q > 0 and job.last_stop_time is not None:
-            due = job.last_stop_time + knob * max(job.last_stop_time - job.last_start_time, 0.0)
+            due = promotion_due(job, knob)
             heapq.heappush(self._promo, (due, jid, key))
 
     def _pending_key(self, job, q: int) -> tuple:
@@ -325,6 +335,10 @@ class LAS(Policy):
             wake = min(wake, promo[0][0])
 
         drop, want = admit(view, ranked, self._pend, self._pinfo, self._sets.types, zero_pending=self._zero)
+        # a job started at this very instant has made no progress: it is not preempted again now
+        # (two jobs would otherwise swap GPUs at one instant forever when a count-based admission
+        # books room that placement cannot use); it may be preempted from the next instant on
+        drop = [jid for jid in drop if job_of(jid).last_start_time != now]
         actions: list = [Preempt(jid) for jid in sorted(drop)]
         strategy = cfg.placement  # a FreeMap strategy name (first_fit, best_fit, pack, ...)
         # with no checkpoint time the preempted jobs' GPUs are free at once (else after it)

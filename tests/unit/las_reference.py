@@ -10,7 +10,7 @@ import math
 
 from lepsim.policies.actions import Preempt, Wakeup
 from lepsim.policies.base import Policy
-from lepsim.policies.builtin import LAS, LASConfig, _start
+from lepsim.policies.builtin import LAS, LASConfig, _start, promotion_due
 
 
 class LASReference(LAS):
@@ -71,7 +71,7 @@ class LASReference(LAS):
         for job in pending:
             q = queue_of(self._attained(job))
             if promote is not None and q > 0 and job.last_stop_time is not None:
-                due = job.last_stop_time + promote * max(job.last_stop_time - job.last_start_time, 0.0)
+                due = promotion_due(job, promote)
                 if now >= due - 1e-9:  # the same comparison as the wake-up below: no self-wake loop
                     q = 0  # starving: back to the highest queue, attained service counted anew
                     self._promoted[job.job_id] = job.attained_service
@@ -118,7 +118,7 @@ class LASReference(LAS):
         actions: list = []
         fm = view.free_map()
         for job in running:
-            if job.job_id not in keep:
+            if job.job_id not in keep and job.last_start_time != now:  # as LAS: not preempted at its start
                 actions.append(Preempt(job.job_id))
                 if ckpt == 0:  # its GPUs are free at once; otherwise after the checkpoint
                     fm.release(job, view.node_of)
