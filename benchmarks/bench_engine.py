@@ -1,5 +1,5 @@
 """Engine benchmark: 10,000 training jobs on 1,024 GPUs under FIFO, SJF, every dynamic policy
-and the adaptive training policies (lepsim.policies.adaptive).
+and the adaptive training policies (lepsim.policies.adaptive, lepsim.policies.elastic).
 
 Prints wall time, its ratio to FIFO's, simulated events per wall-second, jobs per
 wall-second, policy invocations and peak Python memory (tracemalloc, a separate run so
@@ -8,6 +8,7 @@ that tracing does not slow the timed one).  Targets: under 5 s per policy on one
 turn, ``--repeat`` rounds, best of each, so that a busy machine slows all of them alike.
 
     python benchmarks/bench_engine.py [--jobs 10000] [--policies fifo,las] [--repeat 3] [--no-memory]
+    python benchmarks/bench_engine.py --elastic --policies fifo,pollux   # elastic jobs (Resize at work)
 """
 from __future__ import annotations
 
@@ -39,6 +40,22 @@ def scenario(jobs: int) -> Scenario:
     })
 
 
+def elastic_scenario(jobs: int) -> Scenario:
+    """--elastic: 256 nodes x 4 T4 = 1,024 GPUs (Pollux's testbed nodes) and elastic jobs of
+    Pollux's models (1 GPU asked, 1..8 allowed; iteration counts, so growing pays)."""
+    return Scenario.model_validate({
+        "name": "bench-elastic-10k",
+        "cluster": {"pools": [{"count": 256, "gpu_type": "T4", "gpus_per_node": 4, "cpus": 48, "memory": "192GiB"}]},
+        "workload": {"generators": [{
+            "kind": "poisson", "rate": "2000/h", "count": jobs, "gpus": 1, "min_gpus": 1, "max_gpus": 8,
+            "model": {"dist": "choice", "values": ["cifar10", "ncf"]},
+            "iterations": {"dist": "loguniform", "low": 2000, "high": 50000},
+        }]},
+        "scheduler": {"policy": "fifo", "preemption": {"checkpoint": "10s", "restore": "20s"}},
+        "simulation": {"seed": 42},
+    })
+
+
 def main() -> None:
     from lepsim.policies.registry import available
 
@@ -50,8 +67,10 @@ def main() -> None:
     ap.add_argument("--policies", default=",".join(["fifo", "sjf", *dynamic, *adaptive]))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    ap.add_argument("--elastic", action="store_true",
+                    help="elastic jobs on 1,024 T4 GPUs instead (for pollux: --policies fifo,pollux)")
     args = ap.parse_args()
-    sc = scenario(args.jobs)
+    sc = elastic_scenario(args.jobs) if args.elastic else scenario(args.jobs)
     pols = args.policies.split(",")
     if "fifo" not in pols:
         pols.insert(0, "fifo")
@@ -65,7 +84,8 @@ def main() -> None:
             if pol not in best or wall < best[pol][0]:
                 best[pol] = (wall, r)
     fifo = best["fifo"][0]
-    print(f"{args.jobs} jobs on 1,024 GPUs (128 x 8 V100), best of {args.repeat}")
+    where = "256 x 4 T4, elastic jobs" if args.elastic else "128 x 8 V100"
+    print(f"{args.jobs} jobs on 1,024 GPUs ({where}), best of {args.repeat}")
     print(f"{'policy':11} {'wall s':>7} {'x FIFO':>7} {'sim s':>7} {'events':>8} {'events/s':>9} "
           f"{'jobs/s':>7} {'decisions':>9} {'preempt':>8} {'peak MiB':>9}")
     worst = 0.0
@@ -83,7 +103,7 @@ def main() -> None:
               f"{st['events'] / st['wall_simulate_s']:9.0f} {args.jobs / wall:7.0f} {st['policy_invocations']:9d} "
               f"{r.summary['preemptions_total']:8d} {peak:9.1f}")
         print(f"{'':11} utilization {r.summary['utilization']:.3f}, mean JCT {r.summary['jct_mean_s'] / 3600:.2f} h, "
-              f"makespan {r.summary['makespan_s'] / 3600:.1f} h")
+              f"makespan {r.summary['makespan_s'] / 3600:.1f} h, migrations/resizes {r.summary.get('migrations_total', 0)}")
     if worst:
         print(f"slowest dynamic policy: {worst:.2f} x FIFO (target: under 4 x)")
     if worst_adaptive:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 
 from pydantic import Field, field_validator
@@ -61,17 +62,23 @@ def greedy(speedups: dict, current: dict, free: int) -> dict:
     """Give ``free`` GPUs one at a time to the job whose speedup grows most by one more GPU.
 
     ``speedups[j][n]`` is job j's speedup on n GPUs (index n; entries up to its maximum),
-    ``current[j]`` its GPUs now; ties go to the lower job id.  Stops when no job gains."""
+    ``current[j]`` its GPUs now; ties go to the lower job id.  Stops when no job gains.
+    A heap of each job's next gain: O(free log jobs)."""
     target = dict(current)
+    heap = []
+    for j, n in target.items():
+        s = speedups[j]
+        if n + 1 < len(s) and s[n + 1] - s[n] > 0:
+            heap.append((s[n] - s[n + 1], j))
+    heapq.heapify(heap)
     for _ in range(free):
-        best, gain = None, 0.0
-        for j in sorted(target):
-            n, s = target[j], speedups[j]
-            if n + 1 < len(s) and s[n + 1] - s[n] > gain + 1e-12:
-                best, gain = j, s[n + 1] - s[n]
-        if best is None:
+        if not heap:
             break
-        target[best] += 1
+        _neg, j = heapq.heappop(heap)
+        n = target[j] = target[j] + 1
+        s = speedups[j]
+        if n + 1 < len(s) and s[n + 1] - s[n] > 0:
+            heapq.heappush(heap, (s[n] - s[n + 1], j))
     return target
 
 
@@ -148,6 +155,7 @@ class Pollux(Policy):
         self._next_round = -math.inf
         self._speedups: dict[tuple, list[float]] = {}
         self._m0: dict[int, float] = {}   # job -> submitted global batch (GPUs x per-GPU batch)
+        self._gpn: dict = {}              # GPU type -> GPUs per node
 
     # --- goodput
     def _round_s(self, view) -> float:
@@ -157,16 +165,25 @@ class Pollux(Policy):
     def _goodputs(self, view, job, gpu_type) -> list[float]:
         """goodput(n) for n = 0..max_gpus (samples/s x efficiency; 0 where not costed)."""
         req = job.request
-        key = (job.job_id, gpu_type, req.batch_size)
+        b = view.batch_size(job)
+        m0 = self._m0.setdefault(job.job_id, job.gpus * b)
+        # the same for every job of one model, type, batch, submitted batch and maximum
+        key = (req.model, gpu_type, b, m0, req.max_gpus, req.iterations is None)
         g = self._speedups.get(key)
         if g is None:
-            b = view.batch_size(job)
-            m0 = self._m0.setdefault(job.job_id, job.gpus * b)
+            gpn = self._gpn.get(gpu_type)
+            if gpn is None:
+                gpn = self._gpn[gpu_type] = view.gpus_per_node(gpu_type)
             phi = noise_scale(req.model, m0) if req.iterations is not None else None
-            g = [0.0] + [
-                (n * b * view.throughput(job, gpu_type, n) * efficiency(phi, m0, n * b)
-                 if req.iterations is not None else 1.0)
-                for n in range(1, req.max_gpus + 1)]
+            g = [0.0]
+            for n in range(1, req.max_gpus + 1):
+                if req.iterations is None:
+                    g.append(1.0)
+                    continue
+                full, rest = divmod(n, gpn) if gpn else (0, 0)
+                packed = (gpn,) * full + ((rest,) if rest else ())
+                tput = view.throughput(job, gpu_type, packed) if gpn else 0.0
+                g.append(n * b * tput * efficiency(phi, m0, n * b))
             self._speedups[key] = g
         return g
 
@@ -178,6 +195,9 @@ class Pollux(Policy):
     # --- decisions
     def decide(self, view):
         now = view.now
+        round_due = now >= self._next_round - 1e-9
+        if not round_due and not view.pending_count():
+            return []   # nothing to admit, no round due (its Wakeup is pending)
         fm = view.free_map()
         cfg = self.config
         actions: list = []
@@ -204,7 +224,7 @@ class Pollux(Policy):
                 actions.append(start_action(job, placed))
         # 2. at rounds: grow running elastic jobs by marginal speedup, with hysteresis
         R = self._round_s(view)
-        if now >= self._next_round - 1e-9:
+        if round_due:
             self._next_round = now + R
             ckpt, restore = view.preemption_costs()
             by_type: dict = {}
