@@ -226,7 +226,6 @@ class Pollux(Policy):
         R = self._round_s(view)
         if round_due:
             self._next_round = now + R
-            ckpt, restore = view.preemption_costs()
             by_type: dict = {}
             for j in elastic_running:
                 if j.job_id not in busy and j.request.iterations is not None:
@@ -237,8 +236,11 @@ class Pollux(Policy):
                 target = greedy(sp, cur, fm.free_gpus(t))
                 for j in jobs:
                     n0, n1 = cur[j.job_id], target[j.job_id]
+                    if n1 <= n0:
+                        continue
                     g = self._goodputs(view, j, t)
-                    if n1 <= n0 or not (g[n1] * (R - ckpt - restore) > g[n0] * R):
+                    ckpt, restore = view.preemption_costs(j)   # with storage: this job's estimate
+                    if not (g[n1] * (R - ckpt - restore) > g[n0] * R):
                         continue
                     extra = fm.place(_Sized(j, n1 - n0, t), cfg.placement, cfg.consolidate)
                     if extra is not None:
