@@ -528,6 +528,12 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _progress_flags(parser) -> None:
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lepsim import __version__
 
@@ -541,9 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--param", action="append", metavar="KEY=VALUE", help="policy parameter (repeatable)")
     r.add_argument("--seed", type=int, help="override the scenario's seed")
     r.add_argument("--out", help="run folder (default runs/<scenario>-<seed>/)")
-    g = r.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _progress_flags(r)
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("compare", help="run policies on the identical workload over seeds; table with CIs, "
@@ -556,9 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL", help="CI level (default 0.95)")
     c.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: the CPUs available)")
     c.add_argument("--out", help="report folder (default runs/compare-<scenario>/)")
-    g = c.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _progress_flags(c)
     c.set_defaults(func=cmd_compare)
 
     sw = sub.add_parser("sweep", help="a grid over scenario parameters x policies x seeds into one Parquet table; "
@@ -568,9 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: the CPUs available)")
     sw.add_argument("--ray", metavar="ADDRESS", help="run the cells as Ray tasks on this cluster ('auto': the "
                                                    "running one)")
-    g = sw.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _progress_flags(sw)
     sw.set_defaults(func=cmd_sweep)
 
     ex = sub.add_parser("export", help="export a run as a timeline: Chrome trace JSON for Perfetto")

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from lepsim.policies.actions import Preempt, Start, Wakeup
 from lepsim.policies.base import Policy, PolicyConfig
-from lepsim.policies.priority import JobSets, RankedRunning, admit, candidates, place
+from lepsim.policies.priority import JobSets, PendingKeys, RankedRunning, admit, candidates, place
 from lepsim.policies.registry import register
 from lepsim.units import UnitError, parse_duration
 
@@ -150,7 +150,7 @@ class LASConfig(PlacementConfig):
 
 
 @register
-class LAS(Policy):
+class LAS(PendingKeys, Policy):
     """Discretized two-dimensional least-attained-service, preemptive (Tiresias 2D-LAS).
 
     A job's attained service is its GPUs × executed time.  Queue k holds jobs whose attained
@@ -227,14 +227,6 @@ class LAS(Policy):
         """A pending job's sort key: (queue, 1, id); subclasses order a queue otherwise."""
         return (q, 1, job.job_id)
 
-    def _drop_pending(self, jid: int, view) -> None:
-        key = self._pkey.pop(jid, None)
-        if key is not None:
-            i = bisect.bisect_left(self._pend, key)
-            del self._pend[i]
-            if self._pinfo.pop(jid)[0] == 0:
-                self._zero -= 1
-
     def _sync(self, view) -> None:
         sets = self._sets
         sets.update(view)
@@ -249,7 +241,7 @@ class LAS(Policy):
             return
         ranked, fresh = self._ranked, self._fresh
         for jid in sets.left_pending:
-            self._drop_pending(jid, view)
+            self._drop_pending(jid)
         fresh.update(sets.entered_running)
         for jid in sets.left_running:
             ranked.remove(jid)
@@ -326,7 +318,7 @@ class LAS(Policy):
             _, jid, key = heapq.heappop(promo)
             if self._pkey.get(jid) is key:
                 job = job_of(jid)
-                self._drop_pending(jid, view)
+                self._drop_pending(jid)
                 self._promoted[jid] = job.attained_service
                 self._add_pending(job)
         while promo and self._pkey.get(promo[0][1]) is not promo[0][2]:

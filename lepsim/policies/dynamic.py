@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from lepsim.policies.actions import Preempt, Wakeup
 from lepsim.policies.base import Policy, start_action
 from lepsim.policies.builtin import LAS, LASConfig, PlacementConfig
-from lepsim.policies.priority import JobSets, RankedRunning, admit, book, candidates, place
+from lepsim.policies.priority import JobSets, PendingKeys, RankedRunning, admit, book, candidates, place
 from lepsim.policies.registry import register
 from lepsim.units import UnitError, parse_duration
 
@@ -34,7 +34,7 @@ def _strategy(cfg) -> str:
 
 
 # ----------------------------------------------------------------------------- ranked base
-class _Ranked(Policy):
+class _Ranked(PendingKeys, Policy):
     """Base of preemptive policies that rank all active jobs by a static key.
 
     Subclasses give :meth:`run_rank` (a running job's rank tuple, fixed while it runs) and
@@ -75,13 +75,6 @@ class _Ranked(Policy):
         self._pinfo[job.job_id] = (job.gpus, candidates(job, self._sets.types))
         if job.gpus == 0:
             self._zero += 1
-
-    def _drop_pending(self, jid: int) -> None:
-        key = self._pkey.pop(jid, None)
-        if key is not None:
-            del self._pend[bisect.bisect_left(self._pend, key)]
-            if self._pinfo.pop(jid)[0] == 0:
-                self._zero -= 1
 
     def _sync(self, view, now, restore) -> JobSets:
         sets = self._sets

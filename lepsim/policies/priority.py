@@ -22,6 +22,8 @@ decisions instead:
 """
 from __future__ import annotations
 
+import bisect
+
 from bisect import bisect_left
 from itertools import accumulate
 
@@ -285,6 +287,18 @@ class RankedRunning:
             i = 0
         self._cur_b, self._cur_i = b, 0
         return kept
+
+
+class PendingKeys:
+    """Mixin: the sorted pending keys (``_pend``), each job's key (``_pkey``) and its
+    (GPUs, candidate types) (``_pinfo``), with the count of pending jobs asking no GPUs (``_zero``)."""
+
+    def _drop_pending(self, jid: int) -> None:
+        key = self._pkey.pop(jid, None)
+        if key is not None:
+            del self._pend[bisect.bisect_left(self._pend, key)]
+            if self._pinfo.pop(jid)[0] == 0:
+                self._zero -= 1
 
 
 def candidates(job, type_index: dict) -> tuple[int, ...]:

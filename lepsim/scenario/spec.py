@@ -445,6 +445,12 @@ class PoissonGenerator(_GeneratorBase):
     kind: Literal["poisson"]
 
 
+def _check_windows_in_period(windows, period) -> None:
+    """Burst windows (of job generators and request arrivals) lie inside their period."""
+    if period is not None and any(w.end > period for w in windows):
+        raise ValueError(f"found a window ending after the period ({period:g}s), expected windows inside [0, period]")
+
+
 class BurstGenerator(_GeneratorBase):
     """Poisson arrivals whose rate is multiplied by ``factor`` inside each window."""
 
@@ -455,9 +461,7 @@ class BurstGenerator(_GeneratorBase):
 
     @model_validator(mode="after")
     def _windows_in_period(self):
-        if self.period is not None and any(w.end > self.period for w in self.windows):
-            raise ValueError(f"found a window ending after the period ({self.period:g}s), expected windows inside "
-                             "[0, period]")
+        _check_windows_in_period(self.windows, self.period)
         return self
 
 
@@ -577,9 +581,7 @@ class BurstArrivals(_ArrivalBase):
 
     @model_validator(mode="after")
     def _windows_in_period(self):
-        if self.period is not None and any(w.end > self.period for w in self.windows):
-            raise ValueError(f"found a window ending after the period ({self.period:g}s), expected windows inside "
-                             "[0, period]")
+        _check_windows_in_period(self.windows, self.period)
         return self
 
 
