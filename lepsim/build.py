@@ -84,7 +84,7 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
         else:
             add(f"{job.source}.{field}", msg)
 
-    _check_failures(scenario, nodes, add)
+    _check_failures(scenario, nodes, topology, add)
     jobs = _sized_on_reference_gpu(scenario, catalog, jobs, cost, report)
     gpu_types = sorted({n.gpu_type for n in nodes if n.gpu_type is not None})
     for j in jobs:
@@ -104,8 +104,9 @@ def _build_workload(scenario, catalog, base_dir, seed, cost, add, problems):
     return nodes, jobs, warnings, topology, plans
 
 
-def _check_failures(scenario, nodes, add) -> None:
-    """Faults name existing nodes; storage outages need a storage section."""
+def _check_failures(scenario, nodes, topology, add) -> None:
+    """Faults name existing nodes; storage outages need a storage section; link outages a
+    network section and one of its cables."""
     fl = getattr(scenario, "failures", None)
     if fl is None:
         return
@@ -117,6 +118,19 @@ def _check_failures(scenario, nodes, add) -> None:
     if fl.storage_outages and getattr(scenario, "storage", None) is None:
         add("failures.storage_outages", "found storage outages without a storage section, expected a top-level "
                                         "storage: {bandwidth: ...}")
+    if not fl.link_outages:
+        return
+    if scenario.cluster.network is None:
+        add("failures.link_outages", "found link outages without cluster.network, expected a network section "
+                                     "(cluster.network: {...}) whose cables they take down")
+        return
+    for i, o in enumerate(fl.link_outages):
+        a, b = o.link
+        if not topology.has_cable(a, b):
+            add(f"failures.link_outages[{i}].link", f"found [{a}, {b}], expected a cable of the network: "
+                                                    f"{topology.describe_cables()}")
+
+
 def _sized_on_reference_gpu(scenario, catalog, jobs, cost, report):
     """Jobs of generators with ``reference_gpu``: duration D on that GPU type (the job's GPUs
     on one node) becomes round(D / iteration_time) iterations, at least 1."""

@@ -213,8 +213,43 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
             k = int(np.argmax(over))
             raise InvariantError(f"link {links['link'].iloc[k]} carries {load[k]:g} B/s over its capacity {cap[k]:g} "
                                  f"at t={links['time_s'].iloc[k]:g}")
+        _check_down_links(result, links)
     if getattr(result, "requests", None) is not None:
         _check_requests(result, replicas, tol)
+
+
+def _check_down_links(result, links) -> None:
+    """While a cable is down (between its ``link_down`` and ``link_up`` events, or the end),
+    both its directed links have capacity 0 and carry nothing: no flow crossing a down link
+    gets a rate > 0."""
+    ev = result.events
+    if ev is None or not len(ev):
+        return
+    ev = ev[ev["event"].isin(["link_down", "link_up"])]
+    if not len(ev):
+        return
+    since: dict[str, float] = {}
+    spans: list[tuple[str, float, float]] = []
+    for t, kind, detail in zip(ev["time_s"].to_numpy(dtype=float), ev["event"].astype(str), ev["detail"].astype(str)):
+        if kind == "link_down":
+            since[detail] = t
+        elif detail in since:
+            spans.append((detail, since.pop(detail), t))
+    spans += [(d, t0, result.end_time) for d, t0 in since.items()]
+    by_link = {name: g for name, g in links.groupby(links["link"].astype(str), sort=False)}
+    for detail, t0, t1 in spans:
+        for name in detail.split(","):
+            g = by_link.get(name)
+            if g is None:
+                raise InvariantError(f"link {name} went down at t={t0:g} but has no row in the links table")
+            t = g["time_s"].to_numpy(dtype=float)
+            at = np.flatnonzero(t <= t0)
+            rows = np.flatnonzero((t > t0) & (t < t1))
+            if at.size:
+                rows = np.append(at[-1], rows)
+            if not at.size or (g["capacity_bytes_per_s"].to_numpy(dtype=float)[rows] != 0).any() or \
+                    (g["load_bytes_per_s"].to_numpy(dtype=float)[rows] > 0).any():
+                raise InvariantError(f"link {name} is down from t={t0:g} to t={t1:g} but has capacity or load then")
 
 
 def _check_requests(result, replicas, tol: float) -> None:

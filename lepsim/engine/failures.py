@@ -11,6 +11,13 @@ last checkpoint and are requeued, or end as failed after ``max_retries`` interru
 
 ``storage_outages`` set the storage service's bandwidth to ``bandwidth`` (0 stops every
 transfer and stream) for ``duration``, then back to the nominal bandwidth.
+
+``link_outages`` take a network cable down (:meth:`lepsim.engine.network.Network.link_down`:
+capacity 0 both ways) from ``at`` to its end, with a ``link_down`` and a ``link_up`` event
+(overlapping outages of one cable: down at the first start, up at the last end).  Flows
+crossing it stall at rate 0 and are not rerouted: a transfer (a load, restore or
+checkpoint) moves nothing, a job whose all-reduce ring crosses it makes no progress, until
+the cable is back.
 """
 from __future__ import annotations
 
@@ -41,6 +48,9 @@ class Failures:
         for o in self.spec.storage_outages:
             sim._at(sim._delay_to(o.at), self._p, self._outage, o.bandwidth)
             sim._at(sim._delay_to(o.at + o.duration), self._p, self._outage, None)
+        for o in self.spec.link_outages:
+            sim._at(sim._delay_to(o.at), self._p, self._link, o.link, True)
+            sim._at(sim._delay_to(o.end), self._p, self._link, o.link, False)
 
     def _draw(self, ni: int, dist) -> float:
         return float(sample(dist, self._rngs[ni], 1)[0])
@@ -84,3 +94,12 @@ class Failures:
         st.set_bandwidth(st.nominal if bandwidth is None else bandwidth)
         self.sim._events.append((self.sim.env.now, "storage_outage" if bandwidth is not None else "storage_restored",
                                  -1, "" if bandwidth is None else f"{bandwidth:g}"))
+
+    def _link(self, link: tuple[str, str], down: bool) -> None:
+        net = self.sim.network
+        a, b = link
+        changed = net.link_down(a, b) if down else net.link_up(a, b)
+        if changed:  # the cable's two directed links, the same whichever way the spec names it
+            u, v = net.topology.cable_ends(a, b)
+            names = f"{u}>{v},{v}>{u}"
+            self.sim._events.append((self.sim.env.now, "link_down" if down else "link_up", -1, names))

@@ -22,7 +22,13 @@ settle then calls back every flow whose rate changed.
 
 Link utilization is recorded as a step function: a row ``(time_s, link, kind,
 capacity_bytes_per_s, load_bytes_per_s)`` whenever a finite-capacity link's load (the sum
-of the rates of the flows crossing it) or capacity changes.
+of the rates of the flows crossing it) or capacity changes (an unlimited link is followed
+from the first time it has a finite capacity: an outage).
+
+Link outages (:meth:`Network.link_down`, :meth:`Network.link_up`) take a cable's two
+directed links to capacity 0 and back: every flow crossing it gets rate 0 (transfers
+schedule no completion, sustained flows report rate 0) until it is up again.  Paths are not
+recomputed: a flow keeps its single shortest path (no rerouting around a down cable).
 """
 from __future__ import annotations
 
@@ -105,6 +111,9 @@ class Network:
         nl = len(topology.capacities)
         self._load = np.zeros(nl)
         self._cap_seen = np.asarray(topology.capacities, dtype=float).copy()
+        self._shown = np.isfinite(self._cap_seen)   # links the records follow (finite at some time)
+        self._up_capacity = self._cap_seen.copy()   # each link's capacity when it is not down
+        self._outages = np.zeros(nl, dtype=np.int64)  # outages holding each link down now
         self._records: list[tuple] = []
         self.settles = 0
 
@@ -228,10 +237,56 @@ class Network:
             raise KeyError(f"no link {name!r} in the topology") from None
 
     def set_capacity(self, link: int | str, bytes_per_s: float) -> None:
-        """Change one directed link's capacity (an outage: 0) and re-share at once."""
+        """Change one directed link's capacity and re-share at once.  On a link that is down
+        (:meth:`link_down`) it is the capacity the link gets back when it comes up."""
         i = self.link_index(link) if isinstance(link, str) else int(link)
-        self.fabric.set_capacity(i, bytes_per_s)
+        c = float(bytes_per_s)
+        if math.isnan(c) or c < 0:
+            raise ValueError(f"link capacity must be >= 0, got {bytes_per_s}")
+        self._up_capacity[i] = c
+        if not self._outages[i]:
+            self.fabric.set_capacity(i, c)
         self._changed()
+
+    # ------------------------------------------------------------------ link outages
+    def link_down(self, a: str, b: str) -> bool:
+        """Take the cable ``a`` -- ``b`` down: both its directed links get capacity 0 (every
+        flow crossing it gets rate 0) until as many :meth:`link_up` calls as there were
+        downs.  True when the cable was up before."""
+        links = self.topology.cable(a, b)
+        was_up = not self._outages[links[0]]
+        for i in links:
+            self._outages[i] += 1
+            self.fabric.set_capacity(i, 0.0)
+        self._changed()
+        return was_up
+
+    def link_up(self, a: str, b: str) -> bool:
+        """End one outage of the cable ``a`` -- ``b``; when it was the last, the links get
+        back their capacity (the topology's, or the last :meth:`set_capacity`).  True when
+        the cable is up now."""
+        links = self.topology.cable(a, b)
+        for i in links:
+            if not self._outages[i]:
+                raise ValueError(f"link {self.topology.link_names[i]} is not down")
+            self._outages[i] -= 1
+            if not self._outages[i]:
+                self.fabric.set_capacity(i, self._up_capacity[i])
+        self._changed()
+        return not self._outages[links[0]]
+
+    def is_down(self, link: int | str) -> bool:
+        """Whether a directed link is held down by an outage now."""
+        i = self.link_index(link) if isinstance(link, str) else int(link)
+        return bool(self._outages[i])
+
+    def flow_links(self, handle: Transfer | Sustained) -> np.ndarray:
+        """The directed links a transfer or sustained flow in progress crosses."""
+        return self.fabric.links_of(handle.fid)
+
+    def flows(self) -> list[Transfer | Sustained]:
+        """The transfers and sustained flows in progress."""
+        return list(self._by_fid.values())
 
     def set_endpoint_capacity(self, endpoint: str, bytes_per_s: float) -> None:
         """Set both directions of every cable at ``endpoint`` (e.g. ``"storage"``)."""
@@ -266,7 +321,8 @@ class Network:
     def _record(self) -> None:
         load = self.fabric.link_loads()
         cap = self.fabric.capacities
-        diff = np.flatnonzero(((load != self._load) | (cap != self._cap_seen)) & np.isfinite(cap))
+        self._shown |= np.isfinite(cap)   # an unlimited link taken down (capacity 0) is followed from then on
+        diff = np.flatnonzero(((load != self._load) | (cap != self._cap_seen)) & self._shown)
         if diff.size:
             now = self.env.now
             names, kinds = self.topology.link_names, self.topology.link_kind

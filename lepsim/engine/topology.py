@@ -78,6 +78,37 @@ class Topology:
             out += [self._link[(vertex, nb)], self._link[(nb, vertex)]]
         return out
 
+    def has_cable(self, a: str, b: str) -> bool:
+        """Whether ``a`` -- ``b`` is a cable that flows cross (not a node's host link, which
+        none does: intra-node traffic is costed by the cost model)."""
+        return self.graph.has_edge(a, b) and self.graph.edges[a, b].get("kind") != "host"
+
+    def cable(self, a: str, b: str) -> tuple[int, int]:
+        """The two directed links of the cable ``a`` -- ``b``: (``a>b``, ``b>a``)."""
+        return self._link[(a, b)], self._link[(b, a)]
+
+    @staticmethod
+    def cable_ends(a: str, b: str) -> tuple[str, str]:
+        """The cable's ends in a fixed order, whichever way they are given: the end nearer
+        the nodes first (``node:<i>``, then switches, then ``spine``/``core``, then
+        ``storage``; ties: by name)."""
+        def rank(v: str) -> tuple:
+            return (0 if v.startswith("node:") else 3 if v == "storage" else 2 if v in ("spine", "core") else 1, v)
+        return (a, b) if rank(a) <= rank(b) else (b, a)
+
+    def describe_cables(self) -> str:
+        """The cables flows cross, briefly: per kind, how many and the first two."""
+        by_kind: dict[str, list[str]] = {}
+        for u, v, d in self.graph.edges(data=True):
+            if d.get("kind") != "host":
+                u, v = self.cable_ends(u, v)
+                by_kind.setdefault(d.get("kind", "edge"), []).append(f"[{u}, {v}]")
+        parts = []
+        for kind, cables in by_kind.items():
+            shown = ", ".join(cables[:2]) + (", ..." if len(cables) > 2 else "")
+            parts.append(f"{len(cables)} {kind} ({shown})")
+        return "; ".join(parts)
+
     def rack_of(self, node: int) -> int | None:
         return self.racks[node] if self.racks is not None else None
 

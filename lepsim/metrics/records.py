@@ -99,12 +99,14 @@ LINK_COLUMNS = ["time_s", "link", "kind", "capacity_bytes_per_s", "load_bytes_pe
 
 def links_frame(raw) -> pd.DataFrame:
     """Network link load as step functions: a row whenever a finite link's load or capacity
-    changes (each row holds until the link's next row).  Empty without ``cluster.network``."""
+    changes (each row holds until the link's next row; a link taken down has capacity 0 and
+    utilization 0).  Empty without ``cluster.network``."""
     df = pd.DataFrame.from_records(list(raw.links), columns=LINK_COLUMNS[:-1])
     for c in ("link", "kind"):
         df[c] = df[c].astype("string")
     cap = df["capacity_bytes_per_s"].to_numpy(dtype=float)
     load = df["load_bytes_per_s"].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        df["utilization"] = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.nan)
+        # a link at capacity 0 (down: a link outage, a storage outage) carries nothing: 0
+        df["utilization"] = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), 0.0)
     return df

@@ -757,13 +757,41 @@ class OutageSpec(Spec):
     bandwidth: Annotated[Bandwidth, Field(ge=0)] = Field(0.0, description="bandwidth during the outage")
 
 
+class LinkOutageSpec(Spec):
+    """One network cable down (capacity 0 both ways) for a while; needs a cluster.network."""
+
+    link: tuple[str, str] = Field(description="the cable's two endpoints as the topology names them, "
+                                              "e.g. [tor:0, spine] or [node:3, tor:0]")
+    at: NonNegDuration = Field(description="when the cable goes down")
+    duration: PosDuration | None = Field(None, description="how long it stays down (or give until)")
+    until: PosDuration | None = Field(None, description="when it comes back (or give duration)")
+
+    @model_validator(mode="after")
+    def _one_end(self):
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("found " + ("both duration and until" if self.duration is not None else
+                                         "neither duration nor until") + ", expected exactly one")
+        if self.until is not None and self.until <= self.at:
+            raise ValueError(f"found until {self.until:g} s <= at {self.at:g} s, expected the end after the start")
+        if self.link[0] == self.link[1]:
+            raise ValueError(f"found link [{self.link[0]}, {self.link[1]}], expected two different endpoints")
+        return self
+
+    @property
+    def end(self) -> float:
+        """When the cable is back (seconds)."""
+        return self.until if self.until is not None else self.at + self.duration
+
+
 class FailuresSpec(Spec):
-    """Node failures (random from MTBF/MTTR per node, and/or listed) and storage outages."""
+    """Node failures (random from MTBF/MTTR per node, and/or listed), storage and link outages."""
 
     mtbf: DurationDist | None = Field(None, description="time between failures of each node (running time up)")
     mttr: DurationDist | None = Field(None, description="time to repair a failed node")
     faults: tuple[FaultSpec, ...] = ()
     storage_outages: tuple[OutageSpec, ...] = ()
+    link_outages: tuple[LinkOutageSpec, ...] = Field(
+        (), description="network cables down for a while (need cluster.network)")
     max_retries: Annotated[int, Field(ge=0)] = Field(
         3, description="a job interrupted by failures more than this many times ends as failed")
 
@@ -803,7 +831,7 @@ class Scenario(Spec):
     simulation: SimulationSpec = SimulationSpec()
     costs: CostsSpec = CostsSpec()
     storage: StorageSpec | None = Field(None, description="shared storage: bandwidth-based checkpoints, restores, data reads")
-    failures: FailuresSpec | None = Field(None, description="node failures and storage outages")
+    failures: FailuresSpec | None = Field(None, description="node failures, storage and link outages")
     # (directory that relative paths resolve against, file name for messages); set by the loader
     _source: tuple[str, str] | None = PrivateAttr(None)
     # built nodes and jobs by workload content and seed (lepsim.build); copies share it

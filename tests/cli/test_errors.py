@@ -427,6 +427,49 @@ CASES = [
         ("bothrows.csv", 2, "gpus", ["found 'x'"]),
         ("bothrows.csv", 3, "gpus", ["32 GPUs"]),
     ]),
+    # link outages: a cable the network does not have (the message lists the cables), and
+    # outages without a network section
+    Case("link_outage_unknown_cable", {"lcable.yaml": lines(
+        "cluster:",                                    # 1
+        "  pools: [{template: dgx1-v100, count: 4}]",  # 2
+        "  network: {nodes_per_rack: 2}",              # 3
+        "workload: {jobs: [{gpus: 8, duration: 1h}]}",  # 4
+        "scheduler: {policy: fifo}",                   # 5
+        "failures:",                                   # 6
+        "  link_outages:",                             # 7
+        "    - {link: [spine, tor:1], at: 1h, duration: 10min}",  # 8
+        "    - {link: [tor:0, tor:1], at: 1h, until: 2h}",        # 9
+        "    - {link: [node:0, gpus:0], at: 1h, until: 2h}",      # 10
+    )}, "lcable.yaml", [
+        ("lcable.yaml", 9, "failures.link_outages[1].link",
+         ["found [tor:0, tor:1]", "expected a cable of the network", "4 nic ([node:0, tor:0], [node:1, tor:0], ...)",
+          "2 uplink ([tor:0, spine], [tor:1, spine])", "1 storage ([spine, storage])"]),
+        ("lcable.yaml", 10, "failures.link_outages[2].link", ["found [node:0, gpus:0]", "expected a cable"]),
+    ]),
+    Case("link_outage_without_network", {"lnonet.yaml": lines(
+        "cluster: {pools: [{template: dgx1-v100, count: 2}]}",  # 1
+        "workload: {jobs: [{gpus: 8, duration: 1h}]}",           # 2
+        "scheduler: {policy: fifo}",                            # 3
+        "failures:",                                            # 4
+        "  link_outages:",                                      # 5
+        "    - {link: [tor:0, spine], at: 1h, duration: 10min}",  # 6
+    )}, "lnonet.yaml", [
+        ("lnonet.yaml", 5, "failures.link_outages", ["without cluster.network", "expected a network section"]),
+    ]),
+    Case("link_outage_schema", {"lschema.yaml": lines(
+        "cluster: {pools: [{template: dgx1-v100, count: 2}], network: {}}",  # 1
+        "workload: {jobs: [{gpus: 8, duration: 1h}]}",                       # 2
+        "scheduler: {policy: fifo}",                                        # 3
+        "failures:",                                                        # 4
+        "  link_outages:",                                                  # 5
+        "    - {link: [tor:0, spine], at: 1h, duration: 10min, until: 2h}",  # 6
+        "    - {link: [tor:0, spine], at: 1h, until: 30min}",                # 7
+        "    - {link: [tor:0, spine], at: 1h}",                              # 8
+    )}, "lschema.yaml", [
+        ("lschema.yaml", 6, "failures.link_outages[0]", ["both duration and until", "expected exactly one"]),
+        ("lschema.yaml", 7, "failures.link_outages[1]", ["until 1800 s <= at 3600 s"]),
+        ("lschema.yaml", 8, "failures.link_outages[2]", ["neither duration nor until"]),
+    ]),
 ]
 
 SUMMARY_RE = re.compile(r"^lepsim: (\d+) problems? found; nothing was run or written$")

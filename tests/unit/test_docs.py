@@ -144,6 +144,7 @@ def test_scenario_field_tables_match_the_spec_models():
         "workload.services[].batching", "workload.services[].queue", "workload.services[].slo",
         "workload.services[].arrivals", "workload.services[].arrivals.windows[]",
         "storage", "storage.cache", "failures", "failures.faults[]", "failures.storage_outages[]",
+        "failures.link_outages[]",
     }
     assert seen_paths == expected
 
