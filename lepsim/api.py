@@ -121,7 +121,8 @@ def simulate(
     if raw.services is not None:
         requests = requests_frame(raw, window)
         service_windows = service_windows_frame(raw, requests, intervals)
-        summary.update(service_summary(raw, requests, intervals, window))
+        gpu_price = {n.index: n.price_per_hour / n.gpus for n in parts.nodes if n.price_per_hour is not None and n.gpus}
+        summary.update(service_summary(raw, requests, intervals, window, gpu_price))
     summary = {"scenario": scenario.name or "", "policy": scenario.scheduler.policy,
                "seed": scenario.simulation.seed, **summary}
     t2 = time.perf_counter()

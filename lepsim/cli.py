@@ -66,7 +66,7 @@ def fmt_value(key: str, v) -> str:
     if key.startswith("utilization") or key.endswith(("_utilization", "_share", "attainment")):
         return f"{100 * float(v):.1f}%"
     if isinstance(v, float):
-        return f"{v:.3g}"
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"  # GPU-hours in the thousands: no exponent
     return str(v)
 
 
@@ -87,9 +87,14 @@ SUMMARY_ROWS = (
 )
 
 
-# shown when a run has a storage section (storage_utilization is a number) or saw failures
-STORAGE_ROWS = (
+# what the GPUs delivered in the window: computing vs held (docs/metrics.md)
+GPU_TIME_ROWS = (
     ("effective_utilization", "effective GPU utilization (computing)"),
+    ("training_gpu_h", "training GPU-h"),
+    ("overhead_gpu_h", "  of which overhead (not computing)"),  # checkpoint, restore, resize, load, data stall
+)
+# shown when a run has a storage section (storage_utilization is a number)
+STORAGE_ROWS = (
     ("checkpoint_overhead_share", "checkpoint overhead share"),
     ("data_stall_gpu_h", "data stall GPU-h"),
     ("storage_utilization", "storage utilization"),
@@ -116,6 +121,8 @@ SERVICE_ROWS = (
     ("requests_timeout", "requests timed out"),
     ("requests_rejected", "requests rejected"),
     ("replicas_mean", "mean serving replicas"),
+    ("replica_gpu_h", "replica GPU-h"),
+    ("usd_per_1k_slo_requests", "$ per 1k requests in SLO"),
 )
 
 
@@ -137,6 +144,7 @@ def summary_table(summaries: list[dict], title: str = "") -> Table:
     keys = list(SUMMARY_ROWS)
     extra = sorted({k for s in summaries for k in s if k.startswith("utilization[")})
     keys += [(k, f"  utilization {k[len('utilization['):-1]}") for k in extra]
+    keys += list(GPU_TIME_ROWS)
     if any(isinstance(s.get("storage_utilization"), float) and not math.isnan(s["storage_utilization"])
            for s in summaries):
         keys += list(STORAGE_ROWS)
@@ -374,6 +382,9 @@ def compare_table(comp, title: str = "") -> Table:
     metrics = comp.metrics()
     rows = [(k, label) for k, label in SUMMARY_ROWS if k in metrics]
     rows += [(k, f"  utilization {k[len('utilization['):-1]}") for k in metrics if k.startswith("utilization[")]
+    rows += [(k, label) for k, label in GPU_TIME_ROWS if k in metrics]
+    if (table.metric == "lost_gpu_h").any() and (table.loc[table.metric == "lost_gpu_h", "mean"] > 0).any():
+        rows += [r for r in FAILURE_ROWS if r[0] == "lost_gpu_h"]
     svc = service_rows(metrics)
     rows += [r for r in svc if r[0] in metrics]
     shown = {k for k, _ in svc} | {k for k in metrics if k.startswith("slo_percentiles_met[")}

@@ -196,6 +196,16 @@ def check_invariants(result, *, tol: float = 1e-6) -> None:
         raise InvariantError(
             f"GPU-seconds not conserved: intervals {total_iv:.9g}, timeline {total_tl:.9g}, jobs {total_jobs:.9g}"
         )
+    # the window's GPU-hours split into training and service replicas; overhead within training
+    if "training_gpu_h" in s and getattr(result, "window", None) is not None:
+        lo, hi = result.window
+        held_tl = step_integral(tl["time_s"].to_numpy(), tl["allocated_gpus"].to_numpy(dtype=float), lo, hi) / 3600.0
+        parts = s["training_gpu_h"] + sum(v for k, v in s.items() if k.startswith("replica_gpu_h["))
+        if abs(parts - held_tl) > tol * max(held_tl, 1.0):
+            raise InvariantError(f"window GPU-h: training + replicas {parts:.9g} != timeline {held_tl:.9g}")
+        if not -tol <= s["overhead_gpu_h"] <= s["training_gpu_h"] * (1 + tol) + tol:
+            raise InvariantError(f"overhead_gpu_h {s['overhead_gpu_h']:g} outside [0, training_gpu_h "
+                                 f"{s['training_gpu_h']:g}]")
     # communication is part of running time; no network link carries more than its capacity
     if "comm_s" in jobs:
         comm = jobs["comm_s"].to_numpy(dtype=float)

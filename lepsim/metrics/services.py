@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lepsim.engine.services import STATUS_NAMES
+from lepsim.metrics.summary import window_gpu_dollars, window_gpu_seconds
 
 REQUEST_COLUMNS = (
     "service", "request_id", "arrival_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens", "replica",
@@ -93,8 +94,10 @@ def _serving_seconds(intervals: pd.DataFrame, job_ids, lo: float, hi: float) -> 
     return float((np.minimum(iv["end_s"], hi) - np.maximum(iv["start_s"], lo)).clip(lower=0).sum())
 
 
-def service_summary(raw, requests: pd.DataFrame, intervals: pd.DataFrame, window: tuple[float, float]) -> dict:
-    """Summary keys per service, ``<metric>[<service>]``."""
+def service_summary(raw, requests: pd.DataFrame, intervals: pd.DataFrame, window: tuple[float, float],
+                    gpu_price: dict | None = None) -> dict:
+    """Summary keys per service, ``<metric>[<service>]``.  ``gpu_price``: $ per GPU-hour by
+    node index, for the nodes whose pool has a ``price_per_hour`` (none: no dollar keys)."""
     svc = raw.services
     if svc is None:
         return {}
@@ -133,6 +136,10 @@ def service_summary(raw, requests: pd.DataFrame, intervals: pd.DataFrame, window
         busy = sum(r.busy for r in s.replicas)
         up = sum(r.serve_time for r in s.replicas)
         out[f"replica_utilization[{n}]"] = busy / up if up > 0 else math.nan
+        mine = intervals[intervals["job_id"].isin(ids)]
+        out[f"replica_gpu_h[{n}]"] = float(np.sum(window_gpu_seconds(mine, lo, hi)[0])) / 3600.0
+        dollars = window_gpu_dollars(mine, gpu_price, lo, hi) if gpu_price else math.nan
+        out[f"usd_per_1k_slo_requests[{n}]"] = dollars / (met / 1000.0) if met > 0 and dollars == dollars else math.nan
     return out
 
 

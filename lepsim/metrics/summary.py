@@ -132,25 +132,64 @@ def cost_and_energy(intervals: pd.DataFrame, billing, power: dict) -> dict:
     return out
 
 
+def window_gpu_seconds(intervals: pd.DataFrame, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per interval: the GPU-seconds held inside [lo, hi] (``gpus`` × length of [start, end] ∩ [lo, hi]),
+    and the part of them *computing*: a ``run`` phase's held GPU-seconds × (1 − its
+    ``data_stall_s`` / length); 0 for every other phase (load, restore, checkpoint, reserve,
+    cold_start).  The basis of ``effective_utilization``, ``training_gpu_h``, ``overhead_gpu_h``
+    and ``replica_gpu_h[SERVICE]`` (docs/metrics.md)."""
+    s, e = intervals["start_s"].to_numpy(float), intervals["end_s"].to_numpy(float)
+    inside = np.clip(np.minimum(e, hi) - np.maximum(s, lo), 0.0, None)
+    held = inside * intervals["gpus"].to_numpy(float)
+    length = e - s
+    stall_share = np.divide(intervals["data_stall_s"].to_numpy(float), length, out=np.zeros_like(length),
+                            where=length > 0)
+    run = intervals["phase"].astype(str).to_numpy() == "run"
+    return held, np.where(run, held * (1.0 - stall_share), 0.0)
+
+
+def window_gpu_dollars(intervals: pd.DataFrame, gpu_price: dict, lo: float, hi: float) -> float:
+    """Σ over intervals of the GPU-seconds held inside [lo, hi] × the $ per GPU-hour of the node
+    each of its GPUs is on (``gpu_price[node index]`` = the pool's ``price_per_hour`` / the
+    node's GPUs) / 3600.  A job over several nodes splits its GPU-seconds by its GPUs there
+    (``nodes``).  NaN when any of those GPU-seconds is on a node without a price."""
+    held, _ = window_gpu_seconds(intervals, lo, hi)
+    dollars = 0.0
+    for gs, nodes in zip(held.tolist(), intervals["nodes"].astype(object).tolist()):
+        if gs <= 0:
+            continue
+        shares = [(int(n), int(k)) for n, k in (part.split(":") for part in str(nodes or "").split(",") if part)]
+        total = sum(k for _, k in shares)
+        if total <= 0:
+            return math.nan
+        for ni, k in shares:
+            price = gpu_price.get(ni)
+            if price is None:
+                return math.nan
+            dollars += gs * k / total * price / 3600.0
+    return dollars
+
+
 def _storage_and_failures(jobs, intervals, timeline, cap_total, lo, hi, storage, events) -> dict:
-    """Effective utilization, checkpoint overhead, lost work, storage use (docs/metrics.md)."""
+    """Effective utilization, training GPU-hours and their overhead, checkpoint overhead,
+    lost work, storage use (docs/metrics.md)."""
     span = hi - lo
     out: dict = {}
     if len(intervals):
-        s, e = intervals["start_s"].to_numpy(float), intervals["end_s"].to_numpy(float)
-        inside = np.clip(np.minimum(e, hi) - np.maximum(s, lo), 0.0, None)
-        gpus = intervals["gpus"].to_numpy(float)
-        length = e - s
-        stall_share = np.divide(intervals["data_stall_s"].to_numpy(float), length, out=np.zeros_like(length),
-                                where=length > 0)
+        held_iv, computing_iv = window_gpu_seconds(intervals, lo, hi)
         phase = intervals["phase"].astype(str).to_numpy()
-        held = float(np.sum(inside * gpus))
-        computing = float(np.sum(np.where(phase == "run", inside * gpus * (1.0 - stall_share), 0.0)))
-        ckpt = float(np.sum(np.where(phase == "checkpoint", inside * gpus, 0.0)))
+        held = float(np.sum(held_iv))
+        computing = float(np.sum(computing_iv))
+        ckpt = float(np.sum(np.where(phase == "checkpoint", held_iv, 0.0)))
+        training = intervals["job_id"].isin(jobs["job_id"]).to_numpy()  # ``jobs``: the training jobs
+        train_held = float(np.sum(held_iv[training]))
+        train_idle = float(np.sum(held_iv[training] - computing_iv[training]))
     else:
-        held = computing = ckpt = 0.0
+        held = computing = ckpt = train_held = train_idle = 0.0
     out["effective_utilization"] = computing / (cap_total * span) if cap_total and span > 0 else math.nan
     out["checkpoint_overhead_share"] = ckpt / held if held > 0 else math.nan
+    out["training_gpu_h"] = train_held / 3600.0
+    out["overhead_gpu_h"] = train_idle / 3600.0
     out["data_stall_gpu_h"] = float((jobs["data_stall_s"] * jobs["gpus"]).sum()) / 3600.0
     out["lost_gpu_h"] = float(jobs["lost_gpu_s"].sum()) / 3600.0
     out["node_failures"] = int((events["event"] == "node_down").sum()) if events is not None and len(events) else 0

@@ -47,7 +47,8 @@ def format_metric(metric: str, v) -> str:
 
 
 def _is_fraction(metric: str) -> bool:
-    return metric.startswith("utilization") or "attainment" in metric or metric.endswith("_fraction")
+    return (metric.startswith("utilization") or "attainment" in metric
+            or metric.endswith(("_fraction", "_utilization", "_share")))
 
 
 def format_ci(metric: str, mean, half) -> str:
