@@ -1,8 +1,11 @@
 """The inference replica autoscaler (adaptive family).
 
 It scales each autoscaled service (``replicas: {min, max}``) with ``ScaleService`` and
-leaves every placement decision, replicas included, to a *base* policy (``priority`` by
-default: replicas preempt lower-priority training), whose actions it returns first.
+leaves every placement decision, replicas included, to a *base* policy, whose actions it
+returns first: ``pollux`` by default for the adaptive ``inference-autoscaler`` (a new replica
+shrinks elastic training jobs, which grow back when replicas retire; it preempts lower-priority
+jobs only where shrinking cannot make room), ``priority`` for the dynamic
+``reactive-autoscaler`` (a new replica preempts lower-priority training).
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ def _duration(v):
 
 
 class AutoscalerConfig(PolicyConfig):
-    base: str = Field("priority", description="the policy that places jobs and replicas (and preempts, if it does)")
+    base: str = Field("pollux", description="the policy that places jobs and replicas (and resizes or preempts, "
+                      "if it does): pollux shrinks elastic training for replicas and grows it back")
     base_params: dict = Field(default_factory=dict, description="the base policy's parameters")
     interval: float = Field(10.0, gt=0, description="seconds between scaling decisions")
     window: float = Field(30.0, gt=0, description="seconds of history for arrival rates and latencies")
@@ -59,14 +63,18 @@ class InferenceAutoscaler(Policy):
       ``scale_down_delay`` seconds (the stable window of Knative's autoscaler), and not
       before it has watched the service that long; always within ``[min, max]``.
 
-    The base policy places replicas like jobs: with the default ``priority`` a new replica
-    preempts lower-priority training jobs (which resume from their checkpoint); with
-    ``fifo`` it waits for GPUs when the cluster is full.
+    The base policy places replicas like jobs.  With the default ``pollux`` the training
+    side is elastic too: a new replica (priority 100) takes GPUs that elastic training jobs
+    (``min_gpus``/``max_gpus``) give back by shrinking on one node, and preempts
+    lower-priority jobs only where shrinking cannot make room; when replicas retire, the
+    training jobs grow back into the freed GPUs at pollux's next round (see ``pollux``).
+    With ``priority`` a new replica preempts lower-priority training jobs (which resume
+    from their checkpoint); with ``fifo`` it waits for GPUs when the cluster is full.
 
     ```yaml
     scheduler:
       policy: inference-autoscaler
-      params: {base: priority, interval: 10s, window: 30s, target_concurrency: 24}
+      params: {base: pollux, base_params: {round: 60s}, interval: 10s, window: 30s, target_concurrency: 24}
     ```
     """
 
@@ -143,6 +151,7 @@ class InferenceAutoscaler(Policy):
 
 
 class ReactiveConfig(AutoscalerConfig):
+    base: str = Field("priority", description="the policy that places jobs and replicas (and preempts, if it does)")
     lookahead: float | None = Field(0.0, ge=0, description="forecast horizon (0: none, react to what is seen)")
     slo_boost: float = Field(1.0, ge=1, description="when a recent p99 misses its SLO: at least this x ready replicas")
 

@@ -13,7 +13,8 @@ import math
 
 from pydantic import Field, field_validator
 
-from lepsim.policies.actions import Resize, Wakeup
+from lepsim.engine.view import CHECKPOINTING, RUNNING
+from lepsim.policies.actions import Preempt, Resize, Wakeup
 from lepsim.policies.adaptive import _duration
 from lepsim.policies.base import Policy, start_action
 from lepsim.policies.builtin import PlacementConfig
@@ -118,20 +119,41 @@ class Pollux(Policy):
     E(n b), with Pollux's statistical efficiency E(M) = (phi + M0) / (phi + M) relative to
     its submitted global batch M0, phi the gradient noise scale from the packaged Pollux
     gradient statistics (:func:`noise_scale`; efficiency 1 for models without them, e.g.
-    every non-Pollux model).  Jobs start in submit order on their ``min_gpus`` (rigid jobs
-    on their ``gpus``; skipping jobs that do not fit); when a pending job does not fit, running
-    elastic jobs of its type shrink (least loss of speedup first, never below
-    ``min_gpus``) to make room.  At each round (``round``) the free GPUs of each type go
-    one at a time to the running elastic job whose speedup goodput(n)/goodput(min_gpus)
-    grows most by one more GPU; a job is resized only when the gain pays for the move:
-    goodput(new) x (round - checkpoint - restore) > goodput(now) x round (hysteresis).
+    every non-Pollux model).
+
+    Admission, at every decision: pending jobs in order of ``priority`` (highest first),
+    then submit order; elastic jobs start on their ``min_gpus``, rigid jobs (inference
+    replicas included) on their ``gpus``.  A job that finds no room *makes* room:
+
+    * when it fits in one node, on the one node of its type where it costs least: running
+      elastic jobs there shrink (least loss of speedup first, never below ``min_gpus``);
+      a job of a higher ``priority`` may also preempt jobs of lower priority on that node
+      (the fewest GPUs preempted first; they checkpoint and wait, and the job starts on
+      their GPUs when the checkpoints end; meanwhile the node's free GPUs are held for it);
+    * a larger job: elastic jobs of its type shrink by count (least loss first).
+
+    Jobs that still find no room hold their GPU count out of the round's growth.  At each
+    round (``round``) the other free GPUs of each type go one at a time to the running
+    elastic job whose speedup goodput(n)/goodput(min_gpus) grows most by one more GPU; a
+    job is resized only when the gain pays for the move's checkpoint and restore over the
+    time it can expect to keep the new allocation, estimated by the time it has run so far
+    (at least one round; for heavy-tailed job sizes the expected remaining time grows with
+    the time already run): goodput(new) x (H - checkpoint - restore) > goodput(now) x H,
+    H = max(round, executed time).
+
+    With inference services this is the elastic half of the adaptive family: under
+    ``inference-autoscaler`` with ``base: pollux``, a new replica (priority 100) shrinks
+    elastic training jobs on an A100 node instead of preempting them, and when the
+    replicas are retired the training jobs grow back into the freed GPUs at the next round.
 
     Simplifications against Pollux: no genetic algorithm over the whole cluster (greedy
     increments; running jobs never give GPUs to each other except to admit pending jobs);
     the per-GPU batch is kept (no batch-size or learning-rate re-tuning; a ``Resize``
     could change it); one noise scale per job (median over the recorded epochs, not
     tracked over progress); the engine counts progress by samples processed and does not
-    charge efficiency, so efficiency shapes decisions only; no fairness exponent p.
+    charge efficiency, so efficiency shapes decisions only; no fairness exponent p; the
+    re-allocation penalty is the job's own checkpoint and restore time over the horizon H
+    above, not Pollux's fixed 10 % of speedup; priorities are lepsim's (Pollux has none).
 
     ```yaml
     workload:
@@ -156,6 +178,7 @@ class Pollux(Policy):
         self._speedups: dict[tuple, list[float]] = {}
         self._m0: dict[int, float] = {}   # job -> submitted global batch (GPUs x per-GPU batch)
         self._gpn: dict = {}              # GPU type -> GPUs per node
+        self._vacating: dict[int, tuple] = {}  # waiting job -> (node, jobs preempted for it)
 
     # --- goodput
     def _round_s(self, view) -> float:
@@ -171,9 +194,7 @@ class Pollux(Policy):
         key = (req.model, gpu_type, b, m0, req.max_gpus, req.iterations is None)
         g = self._speedups.get(key)
         if g is None:
-            gpn = self._gpn.get(gpu_type)
-            if gpn is None:
-                gpn = self._gpn[gpu_type] = view.gpus_per_node(gpu_type)
+            gpn = self._gpus_per_node(view, gpu_type)
             phi = noise_scale(req.model, m0) if req.iterations is not None else None
             g = [0.0]
             for n in range(1, req.max_gpus + 1):
@@ -186,6 +207,12 @@ class Pollux(Policy):
                 g.append(n * b * tput * efficiency(phi, m0, n * b))
             self._speedups[key] = g
         return g
+
+    def _gpus_per_node(self, view, gpu_type) -> int:
+        gpn = self._gpn.get(gpu_type)
+        if gpn is None:
+            gpn = self._gpn[gpu_type] = view.gpus_per_node(gpu_type) if gpu_type is not None else 0
+        return gpn
 
     def _speedup(self, view, job, gpu_type) -> list[float]:
         g = self._goodputs(view, job, gpu_type)
@@ -200,47 +227,74 @@ class Pollux(Policy):
             return []   # nothing to admit, no round due (its Wakeup is pending)
         fm = view.free_map()
         cfg = self.config
-        actions: list = []
-        busy: set[int] = set()
-        elastic_running = [j for j in view.running() if j.request.min_gpus is not None and j.state == "running"]
-        # 1. admission in submit order: elastic jobs on min_gpus, shrinking others if needed
+        plan = _Plan(view, fm)
+        running = view.running()
+        elastic_running = [j for j in running if j.request.min_gpus is not None and j.state == RUNNING]
+        pending = list(view.pending())
+        if any(j.priority != pending[0].priority for j in pending):
+            pending.sort(key=lambda j: -j.priority)   # stable: submit order inside a class
+        # 1. admission: elastic jobs on min_gpus, making room when needed
         spare: dict = {}   # GPU type -> GPUs running elastic jobs hold above their min_gpus
         for j in elastic_running:
             spare[j.allocated_gpu_type] = spare.get(j.allocated_gpu_type, 0) + j.gpus - j.request.min_gpus
-        for job in view.pending():
+        low = min((j.priority for j in running), default=None)   # a lower class runs: preemption possible
+        self._vacating = {k: v for k, v in self._vacating.items()
+                          if any(view.job(x).state == CHECKPOINTING for x in v[1])}
+        for job in pending:
             req = job.request
             if req.min_gpus is not None and job.job_id not in self._m0:  # as submitted
                 self._m0[job.job_id] = job.gpus * view.batch_size(job)
             n = req.min_gpus if req.min_gpus is not None else job.gpus
             t = job.gpu_type or max(view.gpu_types, key=fm.free_gpus, default=None)
+            sized = _Sized(job, n, t) if job.gpus > 0 else job
+            placed = None
             if job.gpus > 0:
-                free = fm.free_gpus(t)
-                if free + spare.get(t, 0) < n:   # a quick count reject (cheap with a long queue)
+                hold = self._vacating.get(job.job_id)
+                if hold is not None:            # its room is being vacated: keep it
+                    _hold_node(fm, hold[0])
                     continue
-                if free < n:
-                    spare[t] -= self._shrink(view, fm, t, n - free, elastic_running, busy, actions)
-            placed = fm.place(_Sized(job, n, t) if job.gpus > 0 else job, cfg.placement, cfg.consolidate)
+                free = fm.free_gpus(t)
+                can_preempt = low is not None and job.priority > low
+                if free + spare.get(t, 0) < n and not can_preempt:   # a quick count reject (long queues)
+                    continue
+                if spare.get(t, 0) > 0 or can_preempt:   # room could be made
+                    if n <= self._gpus_per_node(view, t) and cfg.consolidate != "none":
+                        placed = fm.place(sized, cfg.placement, "require")   # one node, as it is
+                        if placed is None:
+                            freed, later = self._room_on_node(plan, sized, t, n, running, can_preempt)
+                            spare[t] = spare.get(t, 0) - freed
+                            if later:
+                                continue
+                    elif free < n:
+                        spare[t] = spare.get(t, 0) - self._shrink(plan, t, n - free, elastic_running)
+            if placed is None:
+                placed = fm.place(sized, cfg.placement, cfg.consolidate)
             if placed is not None:
-                actions.append(start_action(job, placed))
+                plan.actions.append(start_action(job, placed))
+        actions = plan.actions
         # 2. at rounds: grow running elastic jobs by marginal speedup, with hysteresis
         R = self._round_s(view)
         if round_due:
             self._next_round = now + R
             by_type: dict = {}
             for j in elastic_running:
-                if j.job_id not in busy and j.request.iterations is not None:
+                if not plan.touched(j.job_id) and j.request.iterations is not None:
                     by_type.setdefault(j.allocated_gpu_type, []).append(j)
             for t, jobs in by_type.items():
+                budget = fm.free_gpus(t)   # the GPUs held for vacated room are off the map
+                if budget <= 0:
+                    continue
                 sp = {j.job_id: self._speedup(view, j, t) for j in jobs}
                 cur = {j.job_id: j.gpus for j in jobs}
-                target = greedy(sp, cur, fm.free_gpus(t))
+                target = greedy(sp, cur, budget)
                 for j in jobs:
                     n0, n1 = cur[j.job_id], target[j.job_id]
                     if n1 <= n0:
                         continue
                     g = self._goodputs(view, j, t)
                     ckpt, restore = view.preemption_costs(j)   # with storage: this job's estimate
-                    if not (g[n1] * (R - ckpt - restore) > g[n0] * R):
+                    H = max(R, j.executed_time)
+                    if not (g[n1] * (H - ckpt - restore) > g[n0] * H):
                         continue
                     extra = fm.place(_Sized(j, n1 - n0, t), cfg.placement, cfg.consolidate)
                     if extra is not None:
@@ -248,29 +302,165 @@ class Pollux(Policy):
             actions.append(Wakeup(self._next_round))
         return actions
 
-    def _shrink(self, view, fm, t, need: int, running, busy: set, actions: list) -> int:
+    def _room_on_node(self, plan, job, t, n: int, running, can_preempt: bool) -> tuple[int, bool]:
+        """Make room for ``job`` (``n`` GPUs of type ``t``, fitting one node) on the one
+        allowed node where it costs least: shrink elastic jobs there (least loss of speedup
+        first; a job already shrunk in this decision may shrink further) and, when that is
+        not enough and ``can_preempt``, preempt jobs of lower priority there (fewest GPUs
+        first, then the lowest class, the latest submitted).  Returns (GPUs freed at once
+        by shrinking, whether the job must wait for preemptions' checkpoints); (0, False)
+        and no action when no node can make the room."""
+        view, fm = plan.view, plan.fm
+        here = plan.by_node(running)   # node -> job id -> its GPUs there
+        best = None
+        for i in fm.nodes_by_type.get(t, ()):
+            if fm.gpn[i] < n or not fm.allowed(i, job):
+                continue
+            need = n - len(fm.free[i])
+            jobs = here.get(i, {})
+            if not jobs and need > 0:
+                continue
+            cand = {}   # elastic jobs here: (speedups, GPUs now, most they can give here)
+            for jid, gl in jobs.items():
+                j = view.job(jid)
+                if j.request.min_gpus is not None and j.state == RUNNING and j.request.iterations is not None:
+                    cur = len(plan.gpus(j))
+                    cand[jid] = (self._speedup(view, j, t), cur, min(len(gl), cur - j.request.min_gpus))
+            cut: dict[int, int] = {}
+            loss = 0.0
+            while need > 0:   # one GPU at a time from the elastic job that loses least
+                ok = [(sp[cur - cut.get(k, 0)] - sp[cur - cut.get(k, 0) - 1], k)
+                      for k, (sp, cur, most) in cand.items() if cut.get(k, 0) < most]
+                if not ok:
+                    break
+                d, k = min(ok)
+                cut[k] = cut.get(k, 0) + 1
+                loss += d
+                need -= 1
+            drop: list[int] = []
+            if need > 0:
+                if not can_preempt:
+                    continue
+                victims = sorted((view.job(jid) for jid in jobs if jid not in cut and not plan.touched(jid)),
+                                 key=lambda j: (j.priority, -j.submit_time, -j.job_id))
+                for j in victims:
+                    if need <= 0:
+                        break
+                    if j.priority < job.priority and j.state == RUNNING:
+                        drop.append(j.job_id)
+                        need -= len(jobs[j.job_id])
+                if need > 0:
+                    continue
+            key = (sum(len(jobs[x]) for x in drop), loss, i)
+            if best is None or key < best[0]:
+                best = (key, i, cut, drop)
+        if best is None:
+            return 0, False
+        _key, i, cut, drop = best
+        freed = 0
+        for jid, k in sorted(cut.items()):
+            j = view.job(jid)
+            mine = here[i][jid]
+            plan.shrink(j, mine[len(mine) - k:])
+            freed += k
+        if drop:
+            for jid in drop:
+                plan.preempt(jid)
+            self._vacating[job.job_id] = (i, tuple(drop))
+            _hold_node(fm, i)
+            return freed, True
+        return freed, False
+
+    def _shrink(self, plan, t, need: int, running) -> int:
         """Free ``need`` GPUs of type ``t`` by shrinking running elastic jobs (least loss
         of speedup per GPU first); nothing when they cannot free enough.  Returns the
         GPUs freed."""
-        jobs = [j for j in running if j.allocated_gpu_type == t and j.job_id not in busy
-                and j.gpus > j.request.min_gpus]
-        if sum(j.gpus - j.request.min_gpus for j in jobs) < need:
+        view = plan.view
+        jobs = [j for j in running if j.allocated_gpu_type == t and j.job_id not in plan.dropped
+                and len(plan.gpus(j)) > j.request.min_gpus]
+        if sum(len(plan.gpus(j)) - j.request.min_gpus for j in jobs) < need:
             return 0
-        target = {j.job_id: j.gpus for j in jobs}
+        target = {j.job_id: len(plan.gpus(j)) for j in jobs}
         sp = {j.job_id: self._speedup(view, j, t) for j in jobs}
         for _ in range(need):
             jid = min((k for k in target if target[k] > view.job(k).request.min_gpus),
                       key=lambda k: (sp[k][target[k]] - sp[k][target[k] - 1], k))
             target[jid] -= 1
         for j in jobs:
+            held = plan.gpus(j)
             n1 = target[j.job_id]
-            if n1 == j.gpus:
+            if n1 == len(held):
                 continue
-            keep = _keep(view, j.allocated_gpus, n1)
-            _give_back(fm, view, j, [g for g in j.allocated_gpus if g not in keep])
-            busy.add(j.job_id)
-            actions.append(Resize(j.job_id, keep))
+            keep = _keep(view, held, n1)
+            plan.shrink(j, [g for g in held if g not in keep])
         return need
+
+
+class _Plan:
+    """One decision's actions on a scratch FreeMap, where a running job may shrink more
+    than once (one ``Resize`` per job, kept at the place of its first shrink so that the
+    ``Start`` actions using the GPUs it gives back come after it) or be preempted."""
+
+    __slots__ = ("view", "fm", "actions", "_resized", "dropped", "_here")
+
+    def __init__(self, view, fm):
+        self.view, self.fm = view, fm
+        self.actions: list = []
+        self._resized: dict[int, tuple[int, tuple]] = {}   # job -> (index in actions, GPUs it keeps)
+        self.dropped: set[int] = set()
+        self._here: dict | None = None
+
+    def by_node(self, running) -> dict[int, dict[int, list[int]]]:
+        """node -> running job id -> the GPUs it holds there (after this decision's shrinks
+        and preemptions), built on first use."""
+        if self._here is None:
+            here: dict[int, dict[int, list[int]]] = {}
+            node_of = self.view.node_of
+            for j in running:
+                for g in j.allocated_gpus:
+                    here.setdefault(node_of(g), {}).setdefault(j.job_id, []).append(g)
+            self._here = here
+            for jid in self.dropped:
+                self._forget(jid)
+            for jid, (_i, keep) in self._resized.items():
+                self._keep_only(jid, keep)
+        return self._here
+
+    def _forget(self, jid: int) -> None:
+        for jobs in self._here.values():
+            jobs.pop(jid, None)
+
+    def _keep_only(self, jid: int, keep) -> None:
+        k = set(keep)
+        for jobs in self._here.values():
+            if jid in jobs:
+                jobs[jid] = [g for g in jobs[jid] if g in k]
+
+    def gpus(self, job) -> tuple:
+        r = self._resized.get(job.job_id)
+        return r[1] if r is not None else job.allocated_gpus
+
+    def touched(self, jid: int) -> bool:
+        return jid in self._resized or jid in self.dropped
+
+    def shrink(self, job, give) -> None:
+        keep = tuple(sorted(g for g in self.gpus(job) if g not in give))
+        _give_back(self.fm, self.view, job, give)
+        r = self._resized.get(job.job_id)
+        if r is None:
+            self._resized[job.job_id] = (len(self.actions), keep)
+            self.actions.append(Resize(job.job_id, keep))
+        else:
+            self.actions[r[0]] = Resize(job.job_id, keep)
+            self._resized[job.job_id] = (r[0], keep)
+        if self._here is not None:
+            self._keep_only(job.job_id, keep)
+
+    def preempt(self, jid: int) -> None:
+        self.dropped.add(jid)
+        self.actions.append(Preempt(jid))
+        if self._here is not None:
+            self._forget(jid)
 
 
 def _keep(view, gpus, n: int) -> tuple[int, ...]:
@@ -293,3 +483,12 @@ def _give_back(fm, view, job, gpus) -> None:
         fm.cpus[i] += cpg
         fm.mem[i] += mpg
         fm.free_total[fm.node_type[i]] += 1
+
+
+def _hold_node(fm, i: int) -> None:
+    """Take node ``i``'s free GPUs off a scratch FreeMap: they wait for a job whose room
+    is being vacated there (no one else starts or grows on them in this decision)."""
+    held = fm.free[i]
+    if held:
+        fm.free_total[fm.node_type[i]] -= len(held)
+        fm.free[i] = []
