@@ -50,6 +50,11 @@ def _v(name: str) -> str:
         return "not installed"
 
 
+def _has_storage(result) -> bool:
+    """Whether the run had a ``storage`` section (then its ``storage`` table is written)."""
+    return getattr(result.scenario, "storage", None) is not None and getattr(result, "storage", None) is not None
+
+
 def manifest(result, formats=("parquet", "csv")) -> dict:
     sc = result.scenario
     src = sc._source
@@ -68,6 +73,8 @@ def manifest(result, formats=("parquet", "csv")) -> dict:
                 ("events", "arrive/start/preempt/complete events"),
                 ("links", "network link load and utilization after every change (empty without cluster.network)"),
             ) + ((
+                ("storage", "the storage service's read/write rates, bandwidth and checkpoint bytes after every change"),
+            ) if _has_storage(result) else ()) + ((
                 ("requests", "one row per inference request"),
                 ("service_windows", "per inference service and metrics window"),
             ) if getattr(result, "requests", None) is not None else ())},
@@ -88,6 +95,8 @@ def write_run(result, folder: Path, *, formats=FORMATS) -> Path:
     with atomic_folder(folder) as tmp:
         tables = {"jobs": result.jobs, "intervals": result.intervals, "timeline": result.timeline, "events": result.events,
                   "links": result.links}
+        if _has_storage(result):
+            tables["storage"] = result.storage
         if getattr(result, "requests", None) is not None:
             tables.update(requests=result.requests, service_windows=result.service_windows)
         for name, df in tables.items():
