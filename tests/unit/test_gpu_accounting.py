@@ -17,7 +17,7 @@ from tests.unit.test_services import write_trace
 GPU = "A100-80GB"
 
 
-def _run(tmp_path, *, price=8, slo=1.2):
+def _data(tmp_path, *, price=8, slo=1.2) -> dict:
     # One node of 4 A100s at $8 per node-hour ($2 per GPU-hour).  A model-free service, one
     # replica of 1 GPU: cold start [0,10], then serving to the horizon (200).  Requests at 0
     # (before the warm-up, not measured), 20, 20.5 and 30, 1 s each: served [10,11], [20,21],
@@ -30,7 +30,7 @@ def _run(tmp_path, *, price=8, slo=1.2):
     pool = {"count": 1, "gpu_type": GPU, "gpus_per_node": 4, "cpus": 64, "memory": "512GiB"}
     if price is not None:
         pool["price_per_hour"] = price
-    return lepsim.simulate(scenario({
+    return {
         "cluster": {"pools": [pool]},
         "workload": {
             "services": [{"name": "s", "gpu_type": GPU, "cold_start": 10, "service_time": 1.0,
@@ -39,7 +39,11 @@ def _run(tmp_path, *, price=8, slo=1.2):
         },
         "scheduler": {"policy": "las", "params": {"thresholds": [60]}, "preemption": {"checkpoint": 5, "restore": 5}},
         "simulation": {"horizon": 200, "warmup": 5, "cooldown": 10},
-    }))
+    }
+
+
+def _run(tmp_path, **kw):
+    return lepsim.simulate(scenario(_data(tmp_path, **kw)))
 
 
 def test_hand_computed_timeline(tmp_path):
@@ -125,6 +129,16 @@ def test_lost_work_counts_as_computing_and_is_reported_apart():
     # the 2 s lost ran, so effective_utilization counts them: they are not in overhead_gpu_h
     assert s["training_gpu_h"] - s["overhead_gpu_h"] == pytest.approx(s["effective_utilization"] * 18 / 3600)
     assert s["lost_gpu_h"] == pytest.approx(2 / 3600)
+    # the compare table shows the lost work beside the overhead when a run lost some
+    from rich.console import Console
+
+    from lepsim.cli import compare_table
+    from lepsim.experiments import run_comparison
+
+    console = Console(record=True, width=200)
+    console.print(compare_table(run_comparison(scenario(data), "fifo", seeds=1)))
+    text = console.export_text()
+    assert "of which overhead (not computing)" in text and "GPU-h lost to failures" in text
 
 
 def test_unpriced_pool_or_no_request_in_slo_gives_nan(tmp_path):
@@ -143,3 +157,31 @@ def test_dollars_split_a_job_over_nodes_by_its_gpus_there():
     assert window_gpu_dollars(iv, {0: 1.0, 1: 4.0}, 0.0, 100.0) == pytest.approx((300 * 1 + 150 * 4) / 3600)
     assert math.isnan(window_gpu_dollars(iv, {0: 1.0}, 0.0, 100.0))  # node 1 unpriced
     assert window_gpu_dollars(iv.iloc[1:], {0: 1.0}, 0.0, 40.0) == 0.0  # nothing held in the window
+
+
+def _scenario_file(tmp_path, price):
+    import yaml
+
+    path = tmp_path / "acct.yaml"
+    path.write_text(yaml.safe_dump({"name": "acct", **_data(tmp_path, price=price)}))
+    return path
+
+
+@pytest.mark.parametrize("price, dollars", [(8, "51.39"), (None, "–")])
+def test_compare_table_rows(tmp_path, capsys, monkeypatch, price, dollars):
+    from lepsim.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    rc = main(["compare", str(_scenario_file(tmp_path, price)), "--policies", "las,fifo", "--seeds", "1",
+               "--workers", "1", "--out", str(tmp_path / "out"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rows = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]] for ln in out.splitlines()
+            if ln.startswith("│")}
+    # las: the timeline above (405 GPU-s of training, 30 of them overhead, the replica 185 GPU-s);
+    # fifo runs a [0,100] then b [100,130] without preemption: 3 x (95 + 30) GPU-s, no overhead
+    assert rows["effective GPU utilization (computing)"][0] == "75.0%"
+    assert rows["training GPU-h"] == ["0.1125", f"{375 / 3600:.4g}"]
+    assert rows["of which overhead (not computing)"] == ["0.008333", "0"]
+    assert rows["s: replica GPU-h"] == ["0.05139", "0.05139"]
+    assert rows["s: $ per 1k requests in SLO"][0] == dollars
