@@ -51,11 +51,12 @@ def cases(draw):
     return nodes, jobs, net, policy
 
 
-def _scenario(nodes, jobs, net, policy):
+def _scenario(nodes, jobs, net, policy, failures=None):
     return lepsim.Scenario.model_validate({
         "cluster": {"pools": [{"template": "dgx1-v100", "count": nodes}], "network": net},
         "workload": {"jobs": jobs},
         "scheduler": {"policy": policy[0], "params": policy[1], "preemption": {"checkpoint": 5, "restore": 5}},
+        **({"failures": failures} if failures else {}),
     })
 
 
@@ -67,7 +68,30 @@ def _placement(nodes_str: str) -> tuple[int, ...]:
 @given(cases())
 def test_compute_part_unchanged_and_comm_only_longer(case):
     nodes, jobs, net, policy = case
-    res = lepsim.simulate(_scenario(nodes, jobs, net, policy))
+    _check_compute_and_comm(lepsim.simulate(_scenario(nodes, jobs, net, policy)), jobs)
+
+
+@st.composite
+def link_outages(draw, nodes: int, per_rack: int):
+    """1-3 outages of NICs or uplinks, at random times, possibly overlapping."""
+    racks = (nodes + per_rack - 1) // per_rack
+    cables = [[f"node:{i}", f"tor:{i // per_rack}"] for i in range(nodes)] + [[f"tor:{r}", "spine"] for r in range(racks)]
+    return [{"link": draw(st.sampled_from(cables)), "at": float(draw(st.integers(0, 300))),
+             "duration": float(draw(st.integers(1, 300)))} for _ in range(draw(st.integers(1, 3)))]
+
+
+@settings(max_examples=15, deadline=None)
+@given(cases(), st.data())
+def test_link_outages_only_lengthen_communication(case, data):
+    """With cables going down (docs/engine.md#link-outages) a stalled ring counts as
+    communication: the compute part is still exactly the profiled one, every job still
+    ends, and (conftest) no down link carries anything."""
+    nodes, jobs, net, policy = case
+    outs = data.draw(link_outages(nodes, net["nodes_per_rack"]))
+    _check_compute_and_comm(lepsim.simulate(_scenario(nodes, jobs, net, policy, {"link_outages": outs})), jobs)
+
+
+def _check_compute_and_comm(res, jobs):
     cost = _cost()
     done = res.jobs[res.jobs["status"] == "completed"]
     assert len(done) == len(jobs)

@@ -96,6 +96,22 @@ def test_storage_load_through_a_down_nic_resumes_where_it_stopped():
     assert s.loc[5.0, "storage_read_bytes_per_s"] == 0 and s.loc[12.0, "storage_read_bytes_per_s"] == 10 * GB
 
 
+def test_a_data_stream_through_a_down_nic_stalls_the_job_for_the_outage():
+    # one node (no ring); 3000 iterations x 128 x 8 GPUs over 50,000 samples: about 61
+    # epochs, so after its 2 s load the job streams its dataset from storage through its
+    # NIC.  The NIC is down from 20 to 50: the stream gets 0, the job stalls on data for
+    # exactly those 30 s and ends 30 s later
+    job = {"name": "s", "gpus": 8, "model": "resnet50", "iterations": 3000, "batch_size": 128,
+           "dataset_size": "10GB", "dataset_samples": 50000}
+    st = {"bandwidth": "5GB/s"}
+    base = lepsim.simulate(scenario(storage=st, jobs=[job])).jobs.iloc[0]
+    res = lepsim.simulate(scenario(outages((("node:0", "tor:0"), {"at": 20, "duration": 30})), storage=st,
+                                   jobs=[job])).jobs.iloc[0]
+    assert base["data_stall_s"] == 0 and base["load_s"] == pytest.approx(2.0)
+    assert res["data_stall_s"] == pytest.approx(30.0, rel=1e-9)
+    assert res["end_s"] == pytest.approx(base["end_s"] + 30.0, rel=1e-12)
+
+
 def test_overlapping_outages_of_one_cable_are_one_down_period():
     job = {"name": "load", "gpus": 8, "duration": 100, "dataset_size": "100GB"}
     res = lepsim.simulate(scenario(outages((("tor:0", "node:0"), {"at": 5, "until": 10}),
