@@ -1,4 +1,4 @@
-"""Node failures and repairs, storage outages (engine side).
+"""Node failures and repairs, storage and link outages (engine side).
 
 Opt-in with a scenario's ``failures`` section.  Each node alternates up and down: with
 ``mtbf``/``mttr`` it stays up for a draw of ``mtbf`` and down for a draw of ``mttr`` (its

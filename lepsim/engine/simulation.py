@@ -4,7 +4,7 @@ Event order at one timestamp (documented tie-breaks; simpy orders by time, then 
 priority below, then scheduling order):
 
 0. phase ends: a checkpoint finishes (GPUs released) or a restore finishes (job runs);
-   storage transfers finish; node failures and repairs, storage outages
+   storage transfers finish; node failures and repairs, storage and link outages
 1. job completions and periodic checkpoints
 2. job arrivals (in job-id order)
 3. policy wake-ups and scheduling rounds

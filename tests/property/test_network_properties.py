@@ -8,7 +8,9 @@ capacity, comm_s within executed_s among them); these tests add what the all-red
   with t, c the cost model's iteration and all-reduce times on the job's placement;
 * contention only lengthens communication: comm_s >= iterations x c;
 * a fabric that never binds (uplinks far above every demand) gives exactly the times of a
-  scenario without a network.
+  scenario without a network;
+* with link outages (cables down for a while) the two above still hold: a ring stalled at
+  rate 0 counts as communication, and every job still ends.
 """
 from __future__ import annotations
 
