@@ -587,7 +587,8 @@ class Simulation:
             plan = self._service_plans[self._replica_service[j.req.job_id]]
             self._enter(j, RESTORING)
             if plan.cold_start_from_storage:  # the weights, read from storage at its shared bandwidth
-                j.sflow = self.storage.transfer(plan.weight_bytes, self._phase_done_cb(j))
+                # (with a network: through the fabric to the replica's node, like a restore)
+                j.sflow = self.storage.transfer(plan.weight_bytes, self._phase_done_cb(j), j.node_shares)
                 return
             cold = plan.cold_start
             if cold > 0:

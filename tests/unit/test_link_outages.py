@@ -293,3 +293,30 @@ def test_policies_cope_with_link_outages_storage_and_node_failures(policy, param
         [1200.0, "link_down", up0], [3600.0, "link_down", nic], [4200.0, "link_up", up0], [7200.0, "link_up", nic],
         [10800.0, "link_down", st], [11700.0, "link_up", st], [18000.0, "link_down", up1]]
     assert res.summary["jobs_completed"] > 0
+
+
+def test_replica_cold_start_from_storage_crosses_the_fabric_and_its_outages():
+    """A service replica reading its weights from storage (no cold_start given) over a
+    network: one transfer to its node through the fabric (it used to crash there), so a
+    1 GB/s NIC makes it weights / 1 GB/s, and the NIC down for 5 s makes it 5 s longer."""
+    def run(network=None, failures=None):
+        data = {"cluster": {"pools": [{"count": 2, "template": "dgx-a100"}]},
+                "workload": {"services": [{"name": "chat", "model": "llama-2-7b", "gpu_type": "A100-80GB",
+                                           "replicas": 1, "arrivals": {"kind": "poisson", "rate": "1/s"},
+                                           "prompt_tokens": 100, "output_tokens": 10}]},
+                "scheduler": {"policy": "fifo"}, "storage": {"bandwidth": "10GB/s"},
+                "simulation": {"horizon": "1min"}}
+        if network is not None:
+            data["cluster"]["network"] = network
+        if failures is not None:
+            data["failures"] = failures
+        iv = lepsim.simulate(lepsim.Scenario.model_validate(data)).intervals
+        (cold,) = iv.loc[iv["phase"] == "cold_start", "end_s"] - iv.loc[iv["phase"] == "cold_start", "start_s"]
+        return cold
+
+    weights = run() * 10 * GB                      # alone on the 10 GB/s service
+    assert run({"nodes_per_rack": 1}) == pytest.approx(weights / (10 * GB), rel=1e-12)
+    slow = {"nodes_per_rack": 1, "nic_bandwidth": "1GB/s"}
+    assert run(slow) == pytest.approx(weights / GB, rel=1e-12)
+    assert run(slow, outages((("node:0", "tor:0"), {"at": 1, "duration": 5}))) == pytest.approx(weights / GB + 5,
+                                                                                               rel=1e-12)
