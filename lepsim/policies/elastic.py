@@ -244,33 +244,23 @@ class Pollux(Policy):
             req = job.request
             if req.min_gpus is not None and job.job_id not in self._m0:  # as submitted
                 self._m0[job.job_id] = job.gpus * view.batch_size(job)
+            if job.gpus == 0:
+                placed = fm.place(job, cfg.placement, cfg.consolidate)
+                if placed is not None:
+                    plan.actions.append(start_action(job, placed))
+                continue
+            hold = self._vacating.get(job.job_id)
+            if hold is not None:            # its room is being vacated: keep it
+                _hold_node(fm, hold[0])
+                continue
             n = req.min_gpus if req.min_gpus is not None else job.gpus
-            t = job.gpu_type or max(view.gpu_types, key=fm.free_gpus, default=None)
-            sized = _Sized(job, n, t) if job.gpus > 0 else job
-            placed = None
-            if job.gpus > 0:
-                hold = self._vacating.get(job.job_id)
-                if hold is not None:            # its room is being vacated: keep it
-                    _hold_node(fm, hold[0])
-                    continue
-                free = fm.free_gpus(t)
-                can_preempt = low is not None and job.priority > low
-                if free + spare.get(t, 0) < n and not can_preempt:   # a quick count reject (long queues)
-                    continue
-                if spare.get(t, 0) > 0 or can_preempt:   # room could be made
-                    if n <= self._gpus_per_node(view, t) and cfg.consolidate != "none":
-                        placed = fm.place(sized, cfg.placement, "require")   # one node, as it is
-                        if placed is None:
-                            freed, later = self._room_on_node(plan, sized, t, n, running, can_preempt)
-                            spare[t] = spare.get(t, 0) - freed
-                            if later:
-                                continue
-                    elif free < n:
-                        spare[t] = spare.get(t, 0) - self._shrink(plan, t, n - free, elastic_running)
-            if placed is None:
-                placed = fm.place(sized, cfg.placement, cfg.consolidate)
-            if placed is not None:
-                plan.actions.append(start_action(job, placed))
+            can_preempt = low is not None and job.priority > low
+            # an untyped job: the types with most free GPUs first (the first that takes it)
+            types = (job.gpu_type,) if job.gpu_type is not None else sorted(view.gpu_types, key=lambda x: -fm.free_gpus(x))
+            for t in types:
+                if self._admit(plan, job, n, t, spare, can_preempt, running, elastic_running):
+                    break
+        actions = plan.actions
         actions = plan.actions
         # 2. at rounds: grow running elastic jobs by marginal speedup, with hysteresis
         R = self._round_s(view)
@@ -302,6 +292,32 @@ class Pollux(Policy):
             actions.append(Wakeup(self._next_round))
         return actions
 
+    def _admit(self, plan, job, n: int, t, spare: dict, can_preempt: bool, running, elastic_running) -> bool:
+        """Start ``job`` on ``n`` GPUs of type ``t``, making room if needed; True when it
+        started or waits for room being vacated for it (no other type is tried then)."""
+        fm, cfg = plan.fm, self.config
+        sized = _Sized(job, n, t)
+        free = fm.free_gpus(t)
+        if free + spare.get(t, 0) < n and not can_preempt:   # a quick count reject (long queues)
+            return False
+        placed = None
+        if spare.get(t, 0) > 0 or can_preempt:   # room could be made
+            if n <= self._gpus_per_node(plan.view, t) and cfg.consolidate != "none":
+                placed = fm.place(sized, cfg.placement, "require")   # one node, as it is
+                if placed is None:
+                    freed, later = self._room_on_node(plan, sized, t, n, running, can_preempt)
+                    spare[t] = spare.get(t, 0) - freed
+                    if later:
+                        return True
+            elif free < n:
+                spare[t] = spare.get(t, 0) - self._shrink(plan, t, n - free, elastic_running)
+        if placed is None:
+            placed = fm.place(sized, cfg.placement, cfg.consolidate)
+        if placed is not None:
+            plan.actions.append(start_action(job, placed))
+            return True
+        return False
+
     def _room_on_node(self, plan, job, t, n: int, running, can_preempt: bool) -> tuple[int, bool]:
         """Make room for ``job`` (``n`` GPUs of type ``t``, fitting one node) on the one
         allowed node where it costs least: shrink elastic jobs there (least loss of speedup
@@ -323,7 +339,7 @@ class Pollux(Policy):
             cand = {}   # elastic jobs here: (speedups, GPUs now, most they can give here)
             for jid, gl in jobs.items():
                 j = view.job(jid)
-                if j.request.min_gpus is not None and j.state == RUNNING and j.request.iterations is not None:
+                if j.request.min_gpus is not None and j.state == RUNNING:
                     cur = len(plan.gpus(j))
                     cand[jid] = (self._speedup(view, j, t), cur, min(len(gl), cur - j.request.min_gpus))
             cut: dict[int, int] = {}

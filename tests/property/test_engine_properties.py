@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import lepsim
 from lepsim.scenario.spec import Scenario
-from tests.property.strategies import clusters, jobs_for, layout, policies
+from tests.property.strategies import clusters, jobs_for, layout, placement_params, policies
 
 # derandomize: the suite gives the same examples on every run (explore more with
 # `--hypothesis-seed=N` and derandomize off, or a larger max_examples)
@@ -239,3 +239,49 @@ def test_work_conserving_policies_never_idle_and_share_busy_periods(case):
             assert [v for _, v in st_] == [v for _, v in ref], label
             np.testing.assert_allclose([t for t, _ in st_], [t for t, _ in ref], rtol=1e-9, atol=1e-9,
                                        err_msg=label)
+
+
+@st.composite
+def elastic_priority_cases(draw):
+    """Random jobs of two priority classes, some elastic (min_gpus..max_gpus around their
+    gpus; half of those profiled resnet18 jobs that pollux grows), under pollux with random rounds, placement and preemption costs."""
+    pools = draw(clusters())
+    jobs = draw(jobs_for(pools, max_jobs=20))
+    nodes = layout(pools)
+    for j in jobs:
+        j["priority"] = draw(st.sampled_from([0, 0, 5]))
+        if j["gpus"] >= 1 and draw(st.booleans()):
+            t = j.get("gpu_type")
+            cap = sum(n.gpus for n in nodes if n.gpu_type is not None and (t is None or n.gpu_type == t))
+            j["min_gpus"] = draw(st.integers(1, j["gpus"]))
+            j["max_gpus"] = draw(st.integers(j["gpus"], max(j["gpus"], min(cap, 8))))
+            if draw(st.booleans()):   # a profiled job: pollux grows it (resnet18 is costed on every type)
+                j["model"] = "resnet18"
+                j["iterations"] = int(j.pop("duration") * 50) + 1
+    params = dict(draw(placement_params))
+    params["round"] = draw(st.sampled_from([1, 5, 30]))
+    preemption = {"checkpoint": draw(st.sampled_from([0, 0.5, 2])), "restore": draw(st.sampled_from([0, 1]))}
+    return pools, jobs, params, preemption
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(elastic_priority_cases())
+def test_pollux_with_priorities_and_elastic_jobs_completes_every_job(case):
+    """Shrinking, preemption for a higher class and holding a node for a waiting job never
+    lose a job, over-allocate (the conftest invariants), keep an elastic job outside its
+    bounds, or livelock; a job of the top class present is never preempted."""
+    pools, jobs, params, preemption = case
+    res = simulate(make(pools, jobs, "pollux", params, preemption))
+    df = res.jobs
+    assert (df["status"] == "completed").all(), df[df["status"] != "completed"]
+    assert (df["progress"] == 1.0).all()
+    spec = {j["name"]: j for j in jobs}
+    timed = df[df["name"].map(lambda n: "duration" in spec[n])]
+    np.testing.assert_allclose(timed["executed_s"], timed["name"].map(lambda n: spec[n]["duration"]).astype(float),
+                               rtol=1e-6)
+    top = max(j["priority"] for j in jobs)
+    pre = res.events[res.events["event"] == "preempt"]["job_id"]
+    prio = dict(zip(df["job_id"], df["name"].map(lambda n: spec[n]["priority"])))
+    assert all(prio[j] < top for j in pre)
+    event("preempted for a higher class" if len(pre) else "no preemption")
+    event("shrunk" if (res.events["event"] == "resize").any() else "no resize")
