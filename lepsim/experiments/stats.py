@@ -11,7 +11,7 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:
 
     The half width is ``t_{(1+level)/2, n-1} · s / √n`` (Student's t, ``s`` the sample
     standard deviation with ``n - 1`` degrees of freedom): NaN with fewer than two values,
-    0 when every value is the same."""
+    0 when every value is the same (up to a relative 1e-12: float rounding)."""
     a = np.asarray(values, dtype=float)
     a = a[np.isfinite(a)]
     n = int(len(a))
@@ -20,7 +20,8 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:
     m = float(a.mean())
     if n == 1:
         return m, math.nan, math.nan, 1
-    s = float(a.std(ddof=1))
+    # values equal but for rounding (e.g. a sum of the same prices in another order): no spread
+    s = 0.0 if float(np.ptp(a)) <= 1e-12 * max(1.0, abs(m)) else float(a.std(ddof=1))
     from scipy import stats as _st  # imported on use: scipy.stats costs ~0.3 s at import
 
     half = float(_st.t.ppf(0.5 + level / 2.0, n - 1)) * s / math.sqrt(n) if s > 0 else 0.0

@@ -30,7 +30,7 @@ SLO_COST = re.compile(r"(^|_)slo(_|\[|$)|attainment|cost|usd|dollar|price|kwh|en
 # ----------------------------------------------------------------------------- formatting
 def format_metric(metric: str, v) -> str:
     """Human text of a metric value: durations for ``*_s``, percentages for utilizations,
-    attainments and fractions, 4 significant digits otherwise."""
+    attainments and fractions, whole numbers from 10,000 on, 4 significant digits otherwise."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     v = float(v)
@@ -43,6 +43,8 @@ def format_metric(metric: str, v) -> str:
         return f"{100 * v:.1f}%"
     if v == int(v) and abs(v) < 1e15:
         return f"{int(v)}"
+    if abs(v) >= 1e4:   # counts and dollars in the tens of thousands: no exponent
+        return f"{v:.0f}"
     return f"{v:.4g}"
 
 
