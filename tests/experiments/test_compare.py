@@ -63,6 +63,18 @@ def test_mean_ci_edge_cases():
     m, h, s, n = mean_ci([5.0, math.nan])
     assert (m, n) == (5.0, 1) and math.isnan(h)
     assert mean_ci([1.0, 3.0], 0.9)[1] == pytest.approx(stats.t.ppf(0.95, 1) * np.std([1, 3], ddof=1) / math.sqrt(2))
+    # the same dollars summed in another order differ in the last bits: no spread, not 1e-11
+    same = [25670.4 + 3.6e-12, 25670.4, 25670.4 - 3.6e-12]
+    assert mean_ci(same)[1:3] == (0.0, 0.0)
+    assert mean_ci([25670.4, 25670.5])[1] > 0
+
+
+def test_large_values_print_without_an_exponent():
+    from lepsim.report.html import format_metric
+
+    assert format_metric("requests_timeout[chat]", 21955.33) == "21955"
+    assert format_metric("cost_usd", 25670.4) == "25670"
+    assert format_metric("usd_per_1k_slo_requests[chat]", 12.3456) == "12.35"
 
 
 # ----------------------------------------------------------------------------- the comparison
