@@ -257,8 +257,12 @@ class Pollux(Policy):
             can_preempt = low is not None and job.priority > low
             # an untyped job: the types with most free GPUs first (the first that takes it)
             types = (job.gpu_type,) if job.gpu_type is not None else sorted(view.gpu_types, key=lambda x: -fm.free_gpus(x))
-            for t in types:
-                if self._admit(plan, job, n, t, spare, can_preempt, running, elastic_running):
+            # an elastic job on min_gpus, else on the GPUs it asked for (which may place where
+            # fewer cannot: consolidate=require keeps a job that fits a node's GPUs on one
+            # node, whose CPUs or memory may be short)
+            sizes = (n,) if n == job.gpus else (n, job.gpus)
+            for t, k in [(t, k) for t in types for k in sizes]:
+                if self._admit(plan, job, k, t, spare, can_preempt, running, elastic_running):
                     break
         actions = plan.actions
         actions = plan.actions
