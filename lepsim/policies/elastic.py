@@ -18,6 +18,7 @@ from lepsim.policies.actions import Preempt, Resize, Wakeup
 from lepsim.policies.adaptive import _duration
 from lepsim.policies.base import Policy, start_action
 from lepsim.policies.builtin import PlacementConfig
+from lepsim.policies.placement import SHARE_EPS, covers
 from lepsim.policies.registry import register
 
 
@@ -129,8 +130,11 @@ class Pollux(Policy):
       elastic jobs there shrink (least loss of speedup first, never below ``min_gpus``);
       a job of a higher ``priority`` may also preempt jobs of lower priority on that node
       (the fewest GPUs preempted first; they checkpoint and wait, and the job starts on
-      their GPUs when the checkpoints end; meanwhile the node's free GPUs are held for it);
-    * a larger job: elastic jobs of its type shrink by count (least loss first).
+      their GPUs when the checkpoints end; meanwhile the node's free GPUs are held for it).
+      Room is GPUs and the job's CPU and memory shares there; nothing is shrunk or
+      preempted on a node where no room can be made;
+    * a larger job: elastic jobs of its type shrink by count (least loss first), when the
+      job then places on what they free.
 
     Jobs that still find no room hold their GPU count out of the round's growth.  At each
     round (``round``) the other free GPUs of each type go one at a time to the running
@@ -265,7 +269,6 @@ class Pollux(Policy):
                 if self._admit(plan, job, k, t, spare, can_preempt, running, elastic_running):
                     break
         actions = plan.actions
-        actions = plan.actions
         # 2. at rounds: grow running elastic jobs by marginal speedup, with hysteresis
         R = self._round_s(view)
         if round_due:
@@ -302,8 +305,8 @@ class Pollux(Policy):
         fm, cfg = plan.fm, self.config
         sized = _Sized(job, n, t)
         free = fm.free_gpus(t)
-        if free + spare.get(t, 0) < n and not can_preempt:   # a quick count reject (long queues)
-            return False
+        if free + spare.get(t, 0) < n and not can_preempt and job.gpu_fraction == 1.0:
+            return False   # a quick count reject (long queues); a GPU share may fit on a partly used GPU
         placed = None
         if spare.get(t, 0) > 0 or can_preempt:   # room could be made
             if n <= self._gpus_per_node(plan.view, t) and cfg.consolidate != "none":
@@ -314,7 +317,7 @@ class Pollux(Policy):
                     if later:
                         return True
             elif free < n:
-                spare[t] = spare.get(t, 0) - self._shrink(plan, t, n - free, elastic_running)
+                spare[t] = spare.get(t, 0) - self._shrink(plan, sized, t, n - free, elastic_running)
         if placed is None:
             placed = fm.place(sized, cfg.placement, cfg.consolidate)
         if placed is not None:
@@ -324,53 +327,84 @@ class Pollux(Policy):
 
     def _room_on_node(self, plan, job, t, n: int, running, can_preempt: bool) -> tuple[int, bool]:
         """Make room for ``job`` (``n`` GPUs of type ``t``, fitting one node) on the one
-        allowed node where it costs least: shrink elastic jobs there (least loss of speedup
-        first; a job already shrunk in this decision may shrink further) and, when that is
-        not enough and ``can_preempt``, preempt jobs of lower priority there (fewest GPUs
-        first, then the lowest class, the latest submitted).  Returns (GPUs freed at once
-        by shrinking, whether the job must wait for preemptions' checkpoints); (0, False)
+        allowed node where it costs least (fewest GPUs preempted, then least loss): shrink
+        elastic jobs there (least loss of speedup first; a job already shrunk in this
+        decision may shrink further) and, when that is not enough and ``can_preempt``,
+        preempt jobs of lower priority there (the lowest class, the latest submitted first),
+        until the node has the job's GPUs and its CPU and memory shares; then the
+        preemptions and shrinks that turn out not to be needed are dropped (a fractional
+        job's GPU counts as freed only when no other job shares it).  Returns (GPUs freed at
+        once by shrinking, whether the job must wait for preemptions' checkpoints); (0, False)
         and no action when no node can make the room."""
         view, fm = plan.view, plan.fm
         here = plan.by_node(running)   # node -> job id -> its GPUs there
         best = None
+        want = (n, job.cpus, job.memory_bytes)
         for i in fm.nodes_by_type.get(t, ()):
             if fm.gpn[i] < n or not fm.allowed(i, job):
                 continue
-            need = n - len(fm.free[i])
             jobs = here.get(i, {})
-            if not jobs and need > 0:
+            # what the node has free, GPUs, CPUs and memory: the job needs its CPU and memory shares too
+            have = [len(fm.free[i]), fm.cpus[i], fm.mem[i]]
+            if not jobs and _short(have, want):
                 continue
-            cand = {}   # elastic jobs here: (speedups, GPUs now, most they can give here)
+            cand = {}   # elastic jobs here: (speedups, GPUs now, most they can give here, CPUs and memory per GPU)
             for jid, gl in jobs.items():
                 j = view.job(jid)
                 if j.request.min_gpus is not None and j.state == RUNNING:
                     cur = len(plan.gpus(j))
-                    cand[jid] = (self._speedup(view, j, t), cur, min(len(gl), cur - j.request.min_gpus))
+                    cand[jid] = (self._speedup(view, j, t), cur, min(len(gl), cur - j.request.min_gpus),
+                                 j.cpus / j.gpus, j.memory_bytes / j.gpus)
             cut: dict[int, int] = {}
+            steps: list[tuple[int, float]] = []   # (job, loss) per GPU cut, in order
             loss = 0.0
-            while need > 0:   # one GPU at a time from the elastic job that loses least
+            extra = False   # gone past what counting whole GPUs alone needs (CPUs, memory, shared GPUs)
+            while _short(have, want):   # one GPU at a time from the elastic job that loses least
+                extra |= have[0] >= want[0]
                 ok = [(sp[cur - cut.get(k, 0)] - sp[cur - cut.get(k, 0) - 1], k)
-                      for k, (sp, cur, most) in cand.items() if cut.get(k, 0) < most]
+                      for k, (sp, cur, most, _c, _m) in cand.items() if cut.get(k, 0) < most]
                 if not ok:
                     break
                 d, k = min(ok)
                 cut[k] = cut.get(k, 0) + 1
+                steps.append((k, d))
                 loss += d
-                need -= 1
+                _free(have, (1, cand[k][3], cand[k][4]))
             drop: list[int] = []
-            if need > 0:
+            if _short(have, want):
                 if not can_preempt:
                     continue
                 victims = sorted((view.job(jid) for jid in jobs if jid not in cut and not plan.touched(jid)),
                                  key=lambda j: (j.priority, -j.submit_time, -j.job_id))
+                gives = {}
                 for j in victims:
-                    if need <= 0:
+                    if not _short(have, want):
                         break
+                    extra |= have[0] >= want[0]
                     if j.priority < job.priority and j.state == RUNNING:
                         drop.append(j.job_id)
-                        need -= len(jobs[j.job_id])
-                if need > 0:
+                        gives[j.job_id] = g = _vacated(fm, i, j, jobs[j.job_id])
+                        extra |= g[0] < len(jobs[j.job_id])
+                        _free(have, g)
+                if _short(have, want):
                     continue
+            if drop and extra:   # keep only the preemptions (and shrinks) needed
+                for x in reversed(drop[:-1]):
+                    _free(have, gives[x], -1)
+                    if _short(have, want):
+                        _free(have, gives[x])
+                    else:
+                        drop.remove(x)
+                for k, d in reversed(steps):   # and only the shrinks still needed beside them
+                    g = (1, cand[k][3], cand[k][4])
+                    _free(have, g, -1)
+                    if _short(have, want):
+                        _free(have, g)
+                    else:
+                        cut[k] -= 1
+                        loss -= d
+                        if not cut[k]:
+                            del cut[k]
             key = (sum(len(jobs[x]) for x in drop), loss, i)
             if best is None or key < best[0]:
                 best = (key, i, cut, drop)
@@ -391,10 +425,11 @@ class Pollux(Policy):
             return freed, True
         return freed, False
 
-    def _shrink(self, plan, t, need: int, running) -> int:
-        """Free ``need`` GPUs of type ``t`` by shrinking running elastic jobs (least loss
-        of speedup per GPU first); nothing when they cannot free enough.  Returns the
-        GPUs freed."""
+    def _shrink(self, plan, job, t, need: int, running) -> int:
+        """Free ``need`` GPUs of type ``t`` for ``job`` by shrinking running elastic jobs
+        (least loss of speedup per GPU first); nothing when they cannot free enough, or when
+        ``job`` would still not be placed on what they free (its node selector or tenant
+        isolation, CPUs, memory: tried on a copy of the map).  Returns the GPUs freed."""
         view = plan.view
         jobs = [j for j in running if j.allocated_gpu_type == t and j.job_id not in plan.dropped
                 and len(plan.gpus(j)) > j.request.min_gpus]
@@ -406,13 +441,20 @@ class Pollux(Policy):
             jid = min((k for k in target if target[k] > view.job(k).request.min_gpus),
                       key=lambda k: (sp[k][target[k]] - sp[k][target[k] - 1], k))
             target[jid] -= 1
+        gives = []
         for j in jobs:
             held = plan.gpus(j)
             n1 = target[j.job_id]
-            if n1 == len(held):
-                continue
-            keep = _keep(view, held, n1)
-            plan.shrink(j, [g for g in held if g not in keep])
+            if n1 != len(held):
+                keep = _keep(view, held, n1)
+                gives.append((j, [g for g in held if g not in keep]))
+        trial = plan.fm.copy()
+        for j, give in gives:
+            _give_back(trial, view, j, give)
+        if trial.place(job, self.config.placement, self.config.consolidate) is None:
+            return 0   # shrinking would not admit it: no Resize for nothing
+        for j, give in gives:
+            plan.shrink(j, give)
         return need
 
 
@@ -503,6 +545,28 @@ def _give_back(fm, view, job, gpus) -> None:
         fm.cpus[i] += cpg
         fm.mem[i] += mpg
         fm.free_total[fm.node_type[i]] += 1
+
+
+def _short(have, want) -> bool:
+    """``have`` (a node's free GPUs, CPUs, memory) falls short of ``want``."""
+    return have[0] < want[0] or not covers(have[1], want[1]) or not covers(have[2], want[2])
+
+
+def _free(have, give, sign: int = 1) -> None:
+    """Count ``give`` = (GPUs, CPUs, memory) as freed on the node (``sign=-1``: no longer)."""
+    for x in range(3):
+        have[x] += sign * give[x]
+
+
+def _vacated(fm, i: int, job, gpus) -> tuple:
+    """(GPUs, CPUs, memory) a preempted ``job`` frees on node ``i``, where it holds ``gpus``:
+    a GPU shared with other fractional jobs stays taken."""
+    if getattr(job, "gpu_fraction", 1.0) < 1.0:
+        (g,) = gpus
+        alone = fm.used[i].get(g, 0.0) <= job.gpu_fraction + SHARE_EPS
+        return (1 if alone else 0), job.cpus, job.memory_bytes
+    k = len(gpus)
+    return k, job.cpus / job.gpus * k, job.memory_bytes / job.gpus * k
 
 
 def _hold_node(fm, i: int) -> None:

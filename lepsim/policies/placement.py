@@ -127,6 +127,17 @@ class FreeMap:
             self.iso[node] = dict(self.iso[node])
             self.used[node] = dict(self.used[node])
 
+    def copy(self) -> "FreeMap":
+        """An independent copy (to try placements on without changing this map)."""
+        c = FreeMap.__new__(FreeMap)
+        for k in self.__slots__:
+            setattr(c, k, getattr(self, k))
+        c.free = [list(x) for x in self.free]
+        c.cpus, c.mem, c.free_total = list(self.cpus), list(self.mem), dict(self.free_total)
+        # the per-node dicts are copied on first write (``_mine``): the lists holding them are the copy's own
+        c.tenants, c.iso, c.used, c._own = list(self.tenants), list(self.iso), list(self.used), set()
+        return c
+
     # ------------------------------------------------------------------ queries
     def free_gpus(self, gpu_type: str | None = None) -> int:
         """Wholly free GPUs (of one type, or all)."""
