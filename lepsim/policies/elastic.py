@@ -130,7 +130,8 @@ class Pollux(Policy):
       elastic jobs there shrink (least loss of speedup first, never below ``min_gpus``);
       a job of a higher ``priority`` may also preempt jobs of lower priority on that node
       (the fewest GPUs preempted first; they checkpoint and wait, and the job starts on
-      their GPUs when the checkpoints end; meanwhile the node's free GPUs are held for it).
+      their GPUs when the checkpoints end; meanwhile what it needs of the node's free
+      GPUs, CPUs and memory is held for it, and it starts at once where room frees otherwise).
       Room is GPUs and the job's CPU and memory shares there; nothing is shrunk or
       preempted on a node where no room can be made;
     * a larger job: elastic jobs of its type shrink by count (least loss first), when the
@@ -182,7 +183,7 @@ class Pollux(Policy):
         self._speedups: dict[tuple, list[float]] = {}
         self._m0: dict[int, float] = {}   # job -> submitted global batch (GPUs x per-GPU batch)
         self._gpn: dict = {}              # GPU type -> GPUs per node
-        self._vacating: dict[int, tuple] = {}  # waiting job -> (node, jobs preempted for it)
+        self._vacating: dict[int, tuple] = {}  # waiting job -> (node, jobs preempted for it, GPUs, type)
 
     # --- goodput
     def _round_s(self, view) -> float:
@@ -254,8 +255,14 @@ class Pollux(Policy):
                     plan.actions.append(start_action(job, placed))
                 continue
             hold = self._vacating.get(job.job_id)
-            if hold is not None:            # its room is being vacated: keep it
-                _hold_node(fm, hold[0])
+            if hold is not None:   # its room is being vacated: it starts if room frees otherwise, else keeps it
+                sized = _Sized(job, hold[2], hold[3])
+                placed = fm.place(sized, cfg.placement, "require" if cfg.consolidate != "none" else "none")
+                if placed is not None:
+                    plan.actions.append(start_action(job, placed))
+                    del self._vacating[job.job_id]
+                else:
+                    _hold_node(fm, hold[0], sized)
                 continue
             n = req.min_gpus if req.min_gpus is not None else job.gpus
             can_preempt = low is not None and job.priority > low
@@ -420,8 +427,8 @@ class Pollux(Policy):
         if drop:
             for jid in drop:
                 plan.preempt(jid)
-            self._vacating[job.job_id] = (i, tuple(drop))
-            _hold_node(fm, i)
+            self._vacating[job.job_id] = (i, tuple(drop), n, t)
+            _hold_node(fm, i, job)
             return freed, True
         return freed, False
 
@@ -569,10 +576,13 @@ def _vacated(fm, i: int, job, gpus) -> tuple:
     return k, job.cpus / job.gpus * k, job.memory_bytes / job.gpus * k
 
 
-def _hold_node(fm, i: int) -> None:
-    """Take node ``i``'s free GPUs off a scratch FreeMap: they wait for a job whose room
-    is being vacated there (no one else starts or grows on them in this decision)."""
-    held = fm.free[i]
-    if held:
-        fm.free_total[fm.node_type[i]] -= len(held)
-        fm.free[i] = []
+def _hold_node(fm, i: int, job) -> None:
+    """Take what ``job`` (sized) needs of node ``i``'s free GPUs, CPUs and memory off a
+    scratch FreeMap: they wait for it while its room is being vacated there (no one after
+    it starts or grows on them in this decision); the rest stays free."""
+    k = min(len(fm.free[i]), job.gpus)
+    if k:
+        fm.free_total[fm.node_type[i]] -= k
+        fm.free[i] = fm.free[i][k:]
+    fm.cpus[i] -= max(0.0, min(fm.cpus[i], job.cpus))
+    fm.mem[i] -= max(0.0, min(fm.mem[i], job.memory_bytes))

@@ -101,3 +101,32 @@ def test_a_fractional_job_sharing_a_gpu_is_not_preempted_for_a_gpu_it_cannot_fre
     assert (2.0, "start", 2, "0:1") in ev and gpu[1] == gpu[2] != gpu[0]
     assert [e for e in ev if e[1] == "preempt"] == [(100.0, "preempt", 0, "")]
     assert [e[0] for e in ev if e[1] == "start" and e[2] == 3] == [105.0]
+
+
+def test_a_job_waiting_for_vacated_room_starts_as_soon_as_room_frees_otherwise():
+    """One node, 8 GPUs.  Job 0 (4 GPUs, to t=120) and job 1 (2 GPUs, submitted later, to
+    t=1000).  A 4-GPU job of priority 10 arrives at t=100 with 2 GPUs free: job 1 is
+    preempted (checkpoint 50 s).  Job 0 ends at 120 and leaves 6 GPUs free: the waiting job
+    starts then (it waited for the checkpoint, to 150, with the GPUs held idle), and job 1
+    resumes at 150 when its checkpoint ends, on the 4 GPUs left."""
+    r = _run([{"submit": 0, "gpus": 4, "duration": 120}, {"submit": 1, "gpus": 2, "duration": 1000},
+              {"submit": 100, "gpus": 4, "priority": 10, "duration": 100}], gpus=8, checkpoint=50, restore=5)
+    ev = _events(r)
+    assert [e for e in ev if e[1] == "preempt"] == [(100.0, "preempt", 1, "")]
+    assert [e[0] for e in ev if e[1] == "start" and e[2] == 2] == [120.0]
+    assert [e[0] for e in ev if e[1] == "start" and e[2] == 1] == [1.0, 150.0]
+
+
+def test_room_held_for_a_waiting_job_is_its_own_size_not_the_whole_node():
+    """One node, 8 GPUs, 32 CPUs.  Job 0 (2 GPUs, 24 CPUs, to t=1000).  A 1-GPU job of
+    priority 10 asking 12 CPUs arrives at t=100: 6 GPUs but 8 CPUs free, so job 0 is
+    preempted (checkpoint 50 s) and the job waits for its CPUs.  A 2-GPU job asking no CPUs
+    arrives at t=110 and starts at once on GPUs the waiting job does not need (they were
+    all held until t=150)."""
+    r = _run([{"submit": 0, "gpus": 2, "cpus": 24, "duration": 1000},
+              {"submit": 100, "gpus": 1, "cpus": 12, "priority": 10, "duration": 100},
+              {"submit": 110, "gpus": 2, "cpus": 0, "duration": 100}], gpus=8, checkpoint=50, restore=5)
+    ev = _events(r)
+    assert [e for e in ev if e[1] == "preempt"] == [(100.0, "preempt", 0, "")]
+    assert [e[0] for e in ev if e[1] == "start" and e[2] == 1] == [150.0]
+    assert [e[0] for e in ev if e[1] == "start" and e[2] == 2] == [110.0]
