@@ -9,6 +9,7 @@ turn, ``--repeat`` rounds, best of each, so that a busy machine slows all of the
 
     python benchmarks/bench_engine.py [--jobs 10000] [--policies fifo,las] [--repeat 3] [--no-memory]
     python benchmarks/bench_engine.py --elastic --policies fifo,pollux   # elastic jobs (Resize at work)
+    python benchmarks/bench_engine.py --priorities --policies fifo,priority,pollux   # every 5th job of class 5
 """
 from __future__ import annotations
 
@@ -56,6 +57,28 @@ def elastic_scenario(jobs: int) -> Scenario:
     })
 
 
+def with_priorities(sc: Scenario) -> Scenario:
+    """--priorities: the same jobs, written out inline, every 5th (by job id) of priority
+    class 5 and the others of class 0 (preemption for a higher class at work)."""
+    from lepsim.build import build_parts
+
+    parts, _ = build_parts(sc)
+    jobs = []
+    for j in parts.jobs:
+        d = {"name": j.name, "submit": j.submit_time, "gpus": j.gpus, "tenant": j.tenant,
+             "priority": 5 if j.job_id % 5 == 0 else 0}
+        if j.iterations is not None:
+            d.update(model=j.model, iterations=j.iterations)
+        else:
+            d["duration"] = j.duration
+        if j.min_gpus is not None:
+            d.update(min_gpus=j.min_gpus, max_gpus=j.max_gpus)
+        jobs.append(d)
+    data = sc.model_dump(exclude_none=True)
+    data["workload"] = {"defaults": data["workload"].get("defaults", {}), "jobs": jobs}
+    return Scenario.model_validate(data)
+
+
 def main() -> None:
     from lepsim.policies.registry import available
 
@@ -69,8 +92,11 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     ap.add_argument("--elastic", action="store_true",
                     help="elastic jobs on 1,024 T4 GPUs instead (for pollux: --policies fifo,pollux)")
+    ap.add_argument("--priorities", action="store_true", help="every 5th job of priority class 5, the others 0")
     args = ap.parse_args()
     sc = elastic_scenario(args.jobs) if args.elastic else scenario(args.jobs)
+    if args.priorities:
+        sc = with_priorities(sc)
     pols = args.policies.split(",")
     if "fifo" not in pols:
         pols.insert(0, "fifo")
@@ -85,6 +111,7 @@ def main() -> None:
                 best[pol] = (wall, r)
     fifo = best["fifo"][0]
     where = "256 x 4 T4, elastic jobs" if args.elastic else "128 x 8 V100"
+    where += ", every 5th job of class 5" if args.priorities else ""
     print(f"{args.jobs} jobs on 1,024 GPUs ({where}), best of {args.repeat}")
     print(f"{'policy':11} {'wall s':>7} {'x FIFO':>7} {'sim s':>7} {'events':>8} {'events/s':>9} "
           f"{'jobs/s':>7} {'decisions':>9} {'preempt':>8} {'peak MiB':>9}")

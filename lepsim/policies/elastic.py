@@ -243,6 +243,7 @@ class Pollux(Policy):
         for j in elastic_running:
             spare[j.allocated_gpu_type] = spare.get(j.allocated_gpu_type, 0) + j.gpus - j.request.min_gpus
         low = min((j.priority for j in running), default=None)   # a lower class runs: preemption possible
+        all_types = view.gpu_types
         self._vacating = {k: v for k, v in self._vacating.items()
                           if any(view.job(x).state == CHECKPOINTING for x in v[1])}
         for job in pending:
@@ -267,7 +268,8 @@ class Pollux(Policy):
             n = req.min_gpus if req.min_gpus is not None else job.gpus
             can_preempt = low is not None and job.priority > low
             # an untyped job: the types with most free GPUs first (the first that takes it)
-            types = (job.gpu_type,) if job.gpu_type is not None else sorted(view.gpu_types, key=lambda x: -fm.free_gpus(x))
+            types = ((job.gpu_type,) if job.gpu_type is not None else all_types if len(all_types) < 2
+                     else sorted(all_types, key=lambda x: -fm.free_gpus(x)))
             # an elastic job on min_gpus, else on the GPUs it asked for (which may place where
             # fewer cannot: consolidate=require keeps a job that fits a node's GPUs on one
             # node, whose CPUs or memory may be short)
@@ -310,10 +312,10 @@ class Pollux(Policy):
         """Start ``job`` on ``n`` GPUs of type ``t``, making room if needed; True when it
         started or waits for room being vacated for it (no other type is tried then)."""
         fm, cfg = plan.fm, self.config
-        sized = _Sized(job, n, t)
         free = fm.free_gpus(t)
         if free + spare.get(t, 0) < n and not can_preempt and job.gpu_fraction == 1.0:
             return False   # a quick count reject (long queues); a GPU share may fit on a partly used GPU
+        sized = _Sized(job, n, t)
         placed = None
         if spare.get(t, 0) > 0 or can_preempt:   # room could be made
             if n <= self._gpus_per_node(plan.view, t) and cfg.consolidate != "none":
