@@ -127,18 +127,19 @@ class Pollux(Policy):
     replicas included) on their ``gpus``.  A job that finds no room *makes* room:
 
     * when it fits in one node, on the one node of its type where it costs least: running
-      elastic jobs there shrink (least loss of speedup first, never below ``min_gpus``);
+      elastic jobs of its priority or lower there shrink (least loss of speedup first,
+      never below ``min_gpus``);
       a job of a higher ``priority`` may also preempt jobs of lower priority on that node
       (the fewest GPUs preempted first; they checkpoint and wait, and the job starts on
       their GPUs when the checkpoints end; meanwhile what it needs of the node's free
       GPUs, CPUs and memory is held for it, and it starts at once where room frees otherwise).
       Room is GPUs and the job's CPU and memory shares there; nothing is shrunk or
       preempted on a node where no room can be made;
-    * a larger job: elastic jobs of its type shrink by count (least loss first), when the
-      job then places on what they free.
+    * a larger job: elastic jobs of its type and priority or lower shrink by count (least
+      loss first), when the job then places on what they free.
 
-    Jobs that still find no room hold their GPU count out of the round's growth.  At each
-    round (``round``) the other free GPUs of each type go one at a time to the running
+    Jobs that still find no room wait (the round's growth may take the free GPUs).  At each
+    round (``round``) the free GPUs of each type go one at a time to the running
     elastic job whose speedup goodput(n)/goodput(min_gpus) grows most by one more GPU; a
     job is resized only when the gain pays for the move's checkpoint and restore over the
     time it can expect to keep the new allocation, estimated by the time it has run so far
@@ -337,7 +338,7 @@ class Pollux(Policy):
     def _room_on_node(self, plan, job, t, n: int, running, can_preempt: bool) -> tuple[int, bool]:
         """Make room for ``job`` (``n`` GPUs of type ``t``, fitting one node) on the one
         allowed node where it costs least (fewest GPUs preempted, then least loss): shrink
-        elastic jobs there (least loss of speedup first; a job already shrunk in this
+        elastic jobs of its class or lower there (least loss of speedup first; a job already shrunk in this
         decision may shrink further) and, when that is not enough and ``can_preempt``,
         preempt jobs of lower priority there (the lowest class, the latest submitted first),
         until the node has the job's GPUs and its CPU and memory shares; then the
@@ -360,7 +361,7 @@ class Pollux(Policy):
             cand = {}   # elastic jobs here: (speedups, GPUs now, most they can give here, CPUs and memory per GPU)
             for jid, gl in jobs.items():
                 j = view.job(jid)
-                if j.request.min_gpus is not None and j.state == RUNNING:
+                if j.request.min_gpus is not None and j.state == RUNNING and j.priority <= job.priority:
                     cur = len(plan.gpus(j))
                     cand[jid] = (self._speedup(view, j, t), cur, min(len(gl), cur - j.request.min_gpus),
                                  j.cpus / j.gpus, j.memory_bytes / j.gpus)
@@ -436,12 +437,12 @@ class Pollux(Policy):
 
     def _shrink(self, plan, job, t, need: int, running) -> int:
         """Free ``need`` GPUs of type ``t`` for ``job`` by shrinking running elastic jobs
-        (least loss of speedup per GPU first); nothing when they cannot free enough, or when
+        of its class or lower (least loss of speedup per GPU first); nothing when they cannot free enough, or when
         ``job`` would still not be placed on what they free (its node selector or tenant
         isolation, CPUs, memory: tried on a copy of the map).  Returns the GPUs freed."""
         view = plan.view
         jobs = [j for j in running if j.allocated_gpu_type == t and j.job_id not in plan.dropped
-                and len(plan.gpus(j)) > j.request.min_gpus]
+                and len(plan.gpus(j)) > j.request.min_gpus and j.priority <= job.priority]
         if sum(len(plan.gpus(j)) - j.request.min_gpus for j in jobs) < need:
             return 0
         target = {j.job_id: len(plan.gpus(j)) for j in jobs}

@@ -130,3 +130,16 @@ def test_room_held_for_a_waiting_job_is_its_own_size_not_the_whole_node():
     assert [e for e in ev if e[1] == "preempt"] == [(100.0, "preempt", 0, "")]
     assert [e[0] for e in ev if e[1] == "start" and e[2] == 1] == [150.0]
     assert [e[0] for e in ev if e[1] == "start" and e[2] == 2] == [110.0]
+
+
+def test_a_lower_class_job_does_not_shrink_a_higher_class_elastic_job():
+    """One node, 4 GPUs.  An elastic job of priority 10 (1..4 GPUs) grows to 4 at the t=60
+    round.  A 1-GPU job of priority 0 arrives at t=300: it does not take a GPU from the
+    higher class (it did: the elastic job shrank to 3 at once, paying a checkpoint and a
+    restore), so it starts when the elastic job ends."""
+    r = _run([_elastic(most=4, priority=10, iterations=20000), {"submit": 300, "gpus": 1, "duration": 100}],
+             checkpoint=1, restore=1)
+    ev = _events(r)
+    assert [(e[0], e[3]) for e in ev if e[1] == "resize"] == [(60.0, "0:4")]
+    end = r.jobs.set_index("job_id")["end_s"]
+    assert [e[0] for e in ev if e[1] == "start" and e[2] == 1] == [end[0]]
