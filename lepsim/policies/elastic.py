@@ -340,7 +340,8 @@ class Pollux(Policy):
         allowed node where it costs least (fewest GPUs preempted, then least loss): shrink
         elastic jobs of its class or lower there (least loss of speedup first; a job already shrunk in this
         decision may shrink further) and, when that is not enough and ``can_preempt``,
-        preempt jobs of lower priority there (the lowest class, the latest submitted first),
+        preempt jobs of lower priority there (the lowest class, the latest submitted first;
+        the elastic jobs counted as shrinking last, a preempted one's shrink undone),
         until the node has the job's GPUs and its CPU and memory shares; then the
         preemptions and shrinks that turn out not to be needed are dropped (a fractional
         job's GPU counts as freed only when no other job shares it).  Returns (GPUs freed at
@@ -384,14 +385,21 @@ class Pollux(Policy):
             if _short(have, want):
                 if not can_preempt:
                     continue
-                victims = sorted((view.job(jid) for jid in jobs if jid not in cut and not plan.touched(jid)),
-                                 key=lambda j: (j.priority, -j.submit_time, -j.job_id))
+                # the jobs counted as shrinking come last: preempting one undoes its shrink
+                victims = sorted((view.job(jid) for jid in jobs if not plan.touched(jid)),
+                                 key=lambda j: (j.job_id in cut, j.priority, -j.submit_time, -j.job_id))
                 gives = {}
                 for j in victims:
                     if not _short(have, want):
                         break
                     extra |= have[0] >= want[0]
                     if j.priority < job.priority and j.state == RUNNING:
+                        c = cut.pop(j.job_id, 0)
+                        if c:
+                            _free(have, (c, cand[j.job_id][3] * c, cand[j.job_id][4] * c), -1)
+                            loss -= sum(d for k, d in steps if k == j.job_id)
+                            steps = [(k, d) for k, d in steps if k != j.job_id]
+                            extra = True
                         drop.append(j.job_id)
                         gives[j.job_id] = g = _vacated(fm, i, j, jobs[j.job_id])
                         extra |= g[0] < len(jobs[j.job_id])

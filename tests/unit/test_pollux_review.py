@@ -143,3 +143,16 @@ def test_a_lower_class_job_does_not_shrink_a_higher_class_elastic_job():
     assert [(e[0], e[3]) for e in ev if e[1] == "resize"] == [(60.0, "0:4")]
     end = r.jobs.set_index("job_id")["end_s"]
     assert [e[0] for e in ev if e[1] == "start" and e[2] == 1] == [end[0]]
+
+
+def test_a_higher_class_preempts_an_elastic_job_that_cannot_shrink_enough():
+    """One node, 4 GPUs.  An elastic job of priority 0 (1..4 GPUs) grows to 4 at the t=60
+    round.  A 4-GPU job of priority 10 arrives at t=300: shrinking frees at most 3, so the
+    elastic job is preempted (checkpoint 5 s) and the new job starts at 305 (it was never
+    a candidate for preemption once counted as shrinking, and the job waited for its end)."""
+    r = _run([_elastic(most=4, iterations=20000), {"submit": 300, "gpus": 4, "priority": 10, "duration": 100}],
+             checkpoint=5, restore=5)
+    ev = _events(r)
+    assert [e for e in ev if e[1] == "preempt"] == [(300.0, "preempt", 0, "")]
+    assert [e[0] for e in ev if e[1] == "start" and e[2] == 1] == [305.0]
+    assert not [e for e in ev if e[1] == "resize" and e[0] == 300.0]
