@@ -244,7 +244,8 @@ def test_work_conserving_policies_never_idle_and_share_busy_periods(case):
 @st.composite
 def elastic_priority_cases(draw):
     """Random jobs of two priority classes, some elastic (min_gpus..max_gpus around their
-    gpus; half of those profiled resnet18 jobs that pollux grows), under pollux with random rounds, placement and preemption costs."""
+    gpus; half of those profiled resnet18 jobs that pollux grows), some 1-GPU ones on a
+    share of a GPU, under pollux with random rounds, placement and preemption costs."""
     pools = draw(clusters())
     jobs = draw(jobs_for(pools, max_jobs=20))
     nodes = layout(pools)
@@ -258,6 +259,8 @@ def elastic_priority_cases(draw):
             if draw(st.booleans()):   # a profiled job: pollux grows it (resnet18 is costed on every type)
                 j["model"] = "resnet18"
                 j["iterations"] = int(j.pop("duration") * 50) + 1
+        elif j["gpus"] == 1 and draw(st.booleans()):   # a share of one GPU (shared with other such jobs)
+            j["gpu_fraction"] = draw(st.sampled_from([0.25, 0.5]))
     params = dict(draw(placement_params))
     params["round"] = draw(st.sampled_from([1, 5, 30]))
     preemption = {"checkpoint": draw(st.sampled_from([0, 0.5, 2])), "restore": draw(st.sampled_from([0, 1]))}
