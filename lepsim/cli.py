@@ -341,14 +341,20 @@ def cmd_baseline(args) -> int:
     from lepsim.errors import ScenarioError
     from lepsim.testing import BaselineMismatch, check_baseline, update_baseline
 
+    from lepsim.experiments.policyspec import parse_policies
+
+    try:
+        policies = [p.label for p in parse_policies(args.policies)]
+    except ValueError as e:
+        return _err(f"lepsim: --policies: {e}")
     try:
         if args.action == "update":
-            for pol in args.policies.split(","):
+            for pol in policies:
                 p = update_baseline(args.scenario, pol, directory=args.dir, seed=args.seed)
                 print(f"wrote {p}")
             return 0
         failed = 0
-        for pol in args.policies.split(","):
+        for pol in policies:
             try:
                 check_baseline(args.scenario, pol, directory=args.dir, seed=args.seed)
                 print(f"{args.scenario} {pol}: matches baseline")
@@ -608,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("baseline", help="check or update regression baselines of scheduler metrics")
     b.add_argument("action", choices=("check", "update"))
     b.add_argument("scenario")
-    b.add_argument("--policies", required=True, help="comma-separated policy names")
+    b.add_argument("--policies", required=True, help="comma-separated policies, each a name or name[key=value,...] as in compare")
     b.add_argument("--dir", default="tests/regression/baselines", help="baseline folder")
     b.add_argument("--seed", type=int, default=None)
     b.set_defaults(func=cmd_baseline)

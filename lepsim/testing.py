@@ -12,6 +12,10 @@ or from Python/pytest::
     from lepsim.testing import check_baseline
     check_baseline("scenarios/burst.yaml", "my-policy", directory="tests/baselines")
 
+A policy with parameters is named as in ``lepsim compare``: ``las[thresholds=[1h, 10h]]``
+(file ``burst-las[thresholds=[1h,10h]].json``; characters other than letters, digits and
+``._-=,[]+`` become ``_`` in the file name).
+
 A metric drifts when ``|new - old| > abs_tol + rel_tol * |old|``.  Edit a file's
 tolerances by hand to loosen one metric on purpose; ``update`` keeps edited tolerances.
 
@@ -52,13 +56,21 @@ class InvariantError(AssertionError):
 
 
 def baseline_path(scenario: str | Path, policy: str, directory: str | Path) -> Path:
-    return Path(directory) / f"{Path(scenario).stem}-{policy}.json"
+    """The baseline file of ``policy`` (a name, or ``name[key=value,...]``) on ``scenario``."""
+    import re
+
+    from lepsim.experiments.policyspec import parse_policy
+
+    label = re.sub(r"[^A-Za-z0-9._=,\[\]+-]", "_", parse_policy(policy).label)
+    return Path(directory) / f"{Path(scenario).stem}-{label}.json"
 
 
 def _run(scenario, policy, seed):
     import lepsim
+    from lepsim.experiments.policyspec import parse_policy
 
-    return lepsim.simulate(scenario, policy=policy, seed=seed)
+    spec = parse_policy(policy)
+    return lepsim.simulate(scenario, policy=spec.name, params=dict(spec.params) or None, seed=seed)
 
 
 def update_baseline(scenario, policy: str, *, directory, seed: int | None = None, metrics=DEFAULT_METRICS,
@@ -78,9 +90,11 @@ def update_baseline(scenario, policy: str, *, directory, seed: int | None = None
         if m in old:
             tol = {"rel_tol": old[m].get("rel_tol", tol["rel_tol"]), "abs_tol": old[m].get("abs_tol", tol["abs_tol"])}
         entries[m] = {"value": v, **tol}
+    from lepsim.experiments.policyspec import parse_policy
+
     doc = {
         "scenario": Path(scenario).as_posix(),
-        "policy": policy,
+        "policy": parse_policy(policy).label,
         "seed": result.seed,
         "metrics": entries,
     }

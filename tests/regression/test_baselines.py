@@ -52,3 +52,20 @@ def test_check_baseline_raises_on_drift(tmp_path, monkeypatch):
     (tmp_path / "burst-fifo.json").write_text(json.dumps(doc))
     with pytest.raises(BaselineMismatch, match="jct_mean_s"):
         check_baseline(doc["scenario"], "fifo", directory=tmp_path, seed=doc["seed"])
+
+
+def test_a_policy_with_parameters_has_its_own_baseline(tmp_path, monkeypatch):
+    import lepsim
+    from lepsim.testing import update_baseline
+
+    monkeypatch.chdir(ROOT)
+    small = "tests/data/small.yaml"
+    path = update_baseline(small, "las[thresholds=[30min]]", directory=tmp_path)
+    assert path.name == "small-las[thresholds=[30min]].json"
+    doc = json.loads(path.read_text())
+    assert doc["policy"] == "las[thresholds=[30min]]"
+    want = lepsim.simulate(small, policy="las", params={"thresholds": ["30min"]}, seed=doc["seed"]).summary
+    assert doc["metrics"]["jct_mean_s"]["value"] == want["jct_mean_s"]
+    check_baseline(small, "las[thresholds=[30min]]", directory=tmp_path)
+    with pytest.raises(FileNotFoundError):
+        check_baseline(small, "las[thresholds=[2h]]", directory=tmp_path)
