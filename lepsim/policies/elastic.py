@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import math
 
 from pydantic import Field, field_validator
@@ -235,15 +236,21 @@ class Pollux(Policy):
         cfg = self.config
         plan = _Plan(view, fm)
         running = view.running()
-        elastic_running = [j for j in running if j.request.min_gpus is not None and j.state == RUNNING]
+        # one pass: the running elastic jobs, the GPUs they hold above min_gpus per type
+        # (spare), and the lowest class running (a higher one may preempt it)
+        elastic_running, spare, low = [], {}, None
+        for j in running:
+            if low is None or j.priority < low:
+                low = j.priority
+            lo = j.request.min_gpus
+            if lo is not None and j.state == RUNNING:
+                elastic_running.append(j)
+                t = j.allocated_gpu_type
+                spare[t] = spare.get(t, 0) + j.gpus - lo
         pending = list(view.pending())
         if any(j.priority != pending[0].priority for j in pending):
             pending.sort(key=lambda j: -j.priority)   # stable: submit order inside a class
         # 1. admission: elastic jobs on min_gpus, making room when needed
-        spare: dict = {}   # GPU type -> GPUs running elastic jobs hold above their min_gpus
-        for j in elastic_running:
-            spare[j.allocated_gpu_type] = spare.get(j.allocated_gpu_type, 0) + j.gpus - j.request.min_gpus
-        low = min((j.priority for j in running), default=None)   # a lower class runs: preemption possible
         all_types = view.gpu_types
         self._vacating = {k: v for k, v in self._vacating.items()
                           if any(view.job(x).state == CHECKPOINTING for x in v[1])}
@@ -275,7 +282,7 @@ class Pollux(Policy):
             # fewer cannot: consolidate=require keeps a job that fits a node's GPUs on one
             # node, whose CPUs or memory may be short)
             sizes = (n,) if n == job.gpus else (n, job.gpus)
-            for t, k in [(t, k) for t in types for k in sizes]:
+            for t, k in itertools.product(types, sizes):
                 if self._admit(plan, job, k, t, spare, can_preempt, running, elastic_running):
                     break
         actions = plan.actions
@@ -465,13 +472,13 @@ class Pollux(Policy):
             n1 = target[j.job_id]
             if n1 != len(held):
                 keep = _keep(view, held, n1)
-                gives.append((j, [g for g in held if g not in keep]))
+                gives.append((j, [g for g in held if g not in keep], keep))
         trial = plan.fm.copy()
-        for j, give in gives:
-            _give_back(trial, view, j, give)
+        for j, give, keep in gives:
+            trial.release(j, view.node_of, give, keep)
         if trial.place(job, self.config.placement, self.config.consolidate) is None:
             return 0   # shrinking would not admit it: no Resize for nothing
-        for j, give in gives:
+        for j, give, _keep_ in gives:
             plan.shrink(j, give)
         return need
 
@@ -525,7 +532,7 @@ class _Plan:
 
     def shrink(self, job, give) -> None:
         keep = tuple(sorted(g for g in self.gpus(job) if g not in give))
-        _give_back(self.fm, self.view, job, give)
+        self.fm.release(job, self.view.node_of, give, keep)   # applied at once by the engine: later Starts may use them
         r = self._resized.get(job.job_id)
         if r is None:
             self._resized[job.job_id] = (len(self.actions), keep)
@@ -551,18 +558,6 @@ def _keep(view, gpus, n: int) -> tuple[int, ...]:
     order = sorted(per, key=lambda i: (-len(per[i]), i))
     out = [g for i in order for g in per[i]]
     return tuple(sorted(out[:n]))
-
-
-def _give_back(fm, view, job, gpus) -> None:
-    """Return some of a running job's whole GPUs to a scratch FreeMap (a shrink is
-    applied at once by the engine, so later Starts of the same decision may use them)."""
-    cpg, mpg = job.cpus / job.gpus, job.memory_bytes / job.gpus
-    for g in gpus:
-        i = view.node_of(g)
-        fm.free[i] = sorted(fm.free[i] + [g])
-        fm.cpus[i] += cpg
-        fm.mem[i] += mpg
-        fm.free_total[fm.node_type[i]] += 1
 
 
 def _short(have, want) -> bool:

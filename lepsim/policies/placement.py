@@ -452,8 +452,10 @@ class FreeMap:
         self.free_total[gpu_type] -= len(out)
         return tuple(out)
 
-    def release(self, job, node_of) -> None:
-        """Give back a running job's GPUs (used by preemptive policies planning a decision)."""
+    def release(self, job, node_of, gpus=None, keep=()) -> None:
+        """Give back a running job's GPUs (used by preemptive policies planning a decision),
+        or only ``gpus`` of a whole-GPU job's GPUs while it keeps ``keep`` (a shrink: the
+        job's tenant stays on a node where it keeps GPUs)."""
         n = job.gpus
         cpg = job.cpus / n if n else job.cpus
         mpg = job.memory_bytes / n if n else job.memory_bytes
@@ -479,11 +481,13 @@ class FreeMap:
             self._add_tenant(i, job, -1)
             return
         per_node: dict[int, list[int]] = {}
-        for g in job.allocated_gpus:
+        for g in (job.allocated_gpus if gpus is None else gpus):
             per_node.setdefault(node_of(g), []).append(g)
+        stays = {node_of(g) for g in keep}
         for i, gs in per_node.items():
             self.free[i] = sorted(self.free[i] + gs)
             self.cpus[i] += cpg * len(gs)
             self.mem[i] += mpg * len(gs)
             self.free_total[self.node_type[i]] += len(gs)
-            self._add_tenant(i, job, -1)
+            if i not in stays:
+                self._add_tenant(i, job, -1)

@@ -274,3 +274,17 @@ def test_placement_honours_labels_and_isolation():
               lambda g: g // 2)
     assert m.iso == [{}, {}] and m.tenants == [{"lab": 2}, {}]
     assert m.place(J(1, tenant="lab"), "first_fit") == (2,)  # node 1 is no longer bank's
+
+
+def test_a_partial_release_keeps_the_tenant_only_where_the_job_keeps_gpus():
+    """A shrinking job (pollux) gives back some GPUs: its isolated tenant leaves the nodes
+    it no longer uses, and stays where it keeps GPUs."""
+    m = FreeMap([[0, 1], [2, 3], [4, 5]], [64.0] * 3, [1e12] * 3, ["V100"] * 3, {"V100": [0, 1, 2]}, [2, 2, 2])
+    bank = J(5, tenant="bank", isolated=True)
+    assert m.place(bank, "first_fit") == (0, 1, 2, 3, 4)
+    job = SimpleNamespace(**{**vars(bank), "allocated_gpus": (0, 1, 2, 3, 4)})
+    m.release(job, lambda g: g // 2, gpus=(3, 4), keep=(0, 1, 2))
+    assert m.free == [[], [3], [4, 5]] and m.free_gpus() == 3
+    assert m.iso == [{"bank": 1}, {"bank": 1}, {}]      # node 1 still has GPU 2; node 2 is free of bank
+    assert m.place(J(2, tenant="lab"), "first_fit") == (4, 5)
+    assert m.place(J(1, tenant="lab"), "first_fit") is None   # GPU 3 sits on bank's node 1
