@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +58,6 @@ class InvariantError(AssertionError):
 
 def baseline_path(scenario: str | Path, policy: str, directory: str | Path) -> Path:
     """The baseline file of ``policy`` (a name, or ``name[key=value,...]``) on ``scenario``."""
-    import re
-
     from lepsim.experiments.policyspec import parse_policy
 
     label = re.sub(r"[^A-Za-z0-9._=,\[\]+-]", "_", parse_policy(policy).label)

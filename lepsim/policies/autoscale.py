@@ -15,18 +15,9 @@ from collections import deque
 from pydantic import Field, field_validator
 
 from lepsim.policies.actions import ScaleService, Wakeup
+from lepsim.policies.adaptive import _duration
 from lepsim.policies.base import Policy, PolicyConfig
 from lepsim.policies.registry import register
-from lepsim.units import UnitError, parse_duration
-
-
-def _duration(v):
-    if v is None:
-        return v
-    try:
-        return parse_duration(v)
-    except UnitError as e:
-        raise ValueError(str(e)) from None
 
 
 class AutoscalerConfig(PolicyConfig):
@@ -40,8 +31,10 @@ class AutoscalerConfig(PolicyConfig):
     scale_down_delay: float = Field(120.0, ge=0, description="scale down only to the largest need of this long")
     slo_boost: float = Field(1.5, ge=1, description="when a recent p99 misses its SLO: at least this x ready replicas")
 
-    _parse = field_validator("interval", "window", "lookahead", "scale_down_delay", mode="before")(
-        classmethod(lambda cls, v: _duration(v)))
+    _positive = field_validator("interval", "window", mode="before")(
+        classmethod(lambda cls, v: _duration(v, positive=True)))
+    _nonnegative = field_validator("lookahead", "scale_down_delay", mode="before")(
+        classmethod(lambda cls, v: None if v is None else _duration(v, positive=False)))
 
 
 @register
