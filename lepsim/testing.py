@@ -308,6 +308,8 @@ def _check_requests(result, replicas, tol: float) -> None:
 
 def _check_isolation(result, iv, tol: float) -> None:
     """No node hosts an isolated tenant's job and another tenant's job at the same instant."""
+    from lepsim.metrics.records import node_shares
+
     tenants = getattr(getattr(result.scenario, "workload", None), "tenants", {}) or {}
     isolated = {t for t, spec in tenants.items() if spec.isolated}
     if not isolated:
@@ -316,9 +318,8 @@ def _check_isolation(result, iv, tol: float) -> None:
     per_node: dict[int, list] = {}
     for jid, start, end, nodes in zip(iv["job_id"].tolist(), iv["start_s"].tolist(), iv["end_s"].tolist(),
                                       iv["nodes"].astype(str).tolist()):
-        for part in nodes.split(","):
-            if part:
-                per_node.setdefault(int(part.split(":")[0]), []).append((start, end, tenant_of[jid]))
+        for node, _k in node_shares(nodes):
+            per_node.setdefault(node, []).append((start, end, tenant_of[jid]))
     for node, spans in per_node.items():
         events = sorted([(s, 1, t) for s, e, t in spans] + [(e - tol, -1, t) for s, e, t in spans],
                         key=lambda x: (x[0], x[1]))

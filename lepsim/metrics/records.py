@@ -70,6 +70,14 @@ def intervals_frame(raw) -> pd.DataFrame:
     return df
 
 
+def node_shares(text) -> list[tuple[int, int]]:
+    """An ``intervals`` row's ``nodes`` (``"node:GPUs,node:GPUs"``) as [(node, GPUs), ...];
+    [] when empty or missing."""
+    if text is None or (isinstance(text, float) and math.isnan(text)) or text is pd.NA or not str(text):
+        return []
+    return [(int(n), int(k)) for n, k in (part.split(":") for part in str(text).split(",") if part)]
+
+
 def timeline_frame(raw) -> pd.DataFrame:
     cols = ["time_s", "allocated_gpus", "running_jobs", "pending_jobs", "fragmented_gpus", "down_gpus"] + [f"allocated_gpus[{t}]" for t in raw.gpu_types]
     df = pd.DataFrame.from_records(raw.timeline, columns=cols)

@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from lepsim.metrics.records import node_shares
+
 
 def step_integral(times: np.ndarray, values: np.ndarray, lo: float, hi: float) -> float:
     """∫_lo^hi f(t) dt of the right-continuous step function f(t) = values[i] on [times[i], times[i+1])."""
@@ -158,7 +160,7 @@ def window_gpu_dollars(intervals: pd.DataFrame, gpu_price: dict, lo: float, hi: 
     for gs, nodes in zip(held.tolist(), intervals["nodes"].astype(object).tolist()):
         if gs <= 0:
             continue
-        shares = [(int(n), int(k)) for n, k in (part.split(":") for part in str(nodes or "").split(",") if part)]
+        shares = node_shares(nodes)
         total = sum(k for _, k in shares)
         if total <= 0:
             return math.nan

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lepsim.metrics.records import node_shares
+
 US = 1e6          # microseconds per second
 CLUSTER_PID = 0
 LANE_STRIDE = 1_000_000   # lane k > 0 of a track is thread tid + k * LANE_STRIDE
@@ -41,7 +43,7 @@ def gpu_nodes(intervals: pd.DataFrame) -> dict[int, int]:
     out: dict[int, int] = {}
     for nodes, ids in zip(intervals["nodes"], intervals["gpu_ids"]):
         gids = _ids(ids)
-        shares = _shares(nodes)
+        shares = node_shares(nodes)
         if sum(k for _, k in shares) != len(gids):
             raise ValueError(f"intervals: nodes {nodes!r} do not account for GPUs {ids!r}")
         i = 0
@@ -57,16 +59,6 @@ def _ids(text) -> list[int]:
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return []
     return sorted(int(x) for x in str(text).split())
-
-
-def _shares(text) -> list[tuple[int, int]]:
-    if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text):
-        return []
-    out = []
-    for part in str(text).split(","):
-        n, k = part.split(":")
-        out.append((int(n), int(k)))
-    return out
 
 
 def chrome_trace(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataFrame, *,
@@ -87,7 +79,7 @@ def chrome_trace(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataF
     meta.append({"ph": "M", "name": "process_sort_index", "pid": CLUSTER_PID, "tid": 0, "args": {"sort_index": 0}})
     meta.append({"ph": "M", "name": "thread_name", "pid": CLUSTER_PID, "tid": 0, "args": {"name": "events"}})
 
-    nodes_used = sorted(set(where.values()) | {n for s in intervals["nodes"] for n, _ in _shares(s)})
+    nodes_used = sorted(set(where.values()) | {n for s in intervals["nodes"] for n, _ in node_shares(s)})
     for n in nodes_used:
         pid = 1 + n
         meta.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
@@ -105,7 +97,7 @@ def chrome_trace(jobs: pd.DataFrame, intervals: pd.DataFrame, timeline: pd.DataF
         if gids:
             base.append([(1 + where[g], 1 + g) for g in gids])
         else:
-            base.append([(1 + n, 0) for n, _ in _shares(row.nodes)] or [(CLUSTER_PID, 0)])
+            base.append([(1 + n, 0) for n, _ in node_shares(row.nodes)] or [(CLUSTER_PID, 0)])
     lanes = _lanes(rows, base)   # (row, base track) → lane: slices sharing a track (GPU shares, CPU jobs) never overlap
 
     def track(i: int, t: tuple) -> tuple:
